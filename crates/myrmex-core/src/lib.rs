@@ -1,0 +1,1 @@
+//! myrmex-core (placeholder, filled by its issue).

@@ -1,0 +1,12 @@
+//! The myrmex cron language (see `shared/docs/cron-dialect.md`): parse, match,
+//! next/previous fire times and English descriptions. Pure: no clock, no I/O.
+//!
+//! SKELETON: the `Cron` representation below is the contract shared by the
+//! parser/engine (`parse.rs`, `next.rs`) and the describer/printer
+//! (`describe.rs`, `display.rs`). Fill in, do not reshape without checking both.
+
+mod error;
+mod schedule;
+
+pub use error::{Field, ParseError, ParseErrorKind};
+pub use schedule::{Cron, DstPolicy, YearSet};

@@ -1,0 +1,59 @@
+//! The parsed form of an expression: fixed-size bit sets, no heap.
+
+/// Years 1970..=2199 as a bit set (bit `y - 1970`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct YearSet(pub(crate) [u64; 4]);
+
+/// How fire times that fall into a daylight-saving gap or fold are treated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DstPolicy {
+    /// The dialect's default: in a gap a fixed-time job fires once at the first
+    /// instant after the gap and a wildcard job skips the missing times; in a fold
+    /// a fixed-time job fires once (earlier instant), a wildcard job at both.
+    #[default]
+    ShiftGapFixedTime,
+    /// A time in a gap never fires; a time in a fold fires once, at the earlier instant.
+    Skip,
+}
+
+/// A parsed cron expression. `Copy`, no heap allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cron {
+    /// Bit `s` for second `s` (0..60). A 5-field expression has only bit 0.
+    pub(crate) seconds: u64,
+    /// Bit `m` for minute `m` (0..60).
+    pub(crate) minutes: u64,
+    /// Bit `h` for hour `h` (0..24).
+    pub(crate) hours: u32,
+    /// Bit `d` for plain day-of-month values `d` (1..=31).
+    pub(crate) days_of_month: u32,
+    /// Bit `n` for `L-n` (`L` is bit 0), n in 0..=30.
+    pub(crate) dom_last_offsets: u32,
+    /// `LW`: the last weekday (Mon-Fri) of the month.
+    pub(crate) dom_last_weekday: bool,
+    /// Bit `n` for `nW`, n in 1..=31.
+    pub(crate) dom_nearest_weekday: u32,
+    /// Bit `m` for month `m` (1..=12).
+    pub(crate) months: u16,
+    /// Bit `d` for plain day-of-week `d` (0..7, 0 = Sunday; 7 is folded to 0).
+    pub(crate) days_of_week: u8,
+    /// Bit `d` for `dL` (last weekday `d` of the month).
+    pub(crate) dow_last: u8,
+    /// Bit `d * 5 + (k - 1)` for `d#k`, d in 0..7, k in 1..=5.
+    pub(crate) dow_nth: u64,
+    /// `None` when there is no year field or it is `*`.
+    pub(crate) years: Option<YearSet>,
+    /// The day-of-month text does not begin with `*` or `?`.
+    pub(crate) dom_restricted: bool,
+    /// The day-of-week text does not begin with `*` or `?`.
+    pub(crate) dow_restricted: bool,
+    /// The minute text begins with `*` (decides fixed-time vs wildcard).
+    pub(crate) minute_star: bool,
+    /// The hour text begins with `*` (decides fixed-time vs wildcard).
+    pub(crate) hour_star: bool,
+    /// 5, 6 or 7: how many fields the source had (for `Display`).
+    pub(crate) field_count: u8,
+    /// How DST gaps and folds are treated.
+    pub(crate) dst: DstPolicy,
+}

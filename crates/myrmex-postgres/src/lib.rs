@@ -1,0 +1,1 @@
+//! myrmex-postgres (placeholder, filled by its issue).

@@ -1,0 +1,1 @@
+//! myrmex-sqlite (placeholder, filled by its issue).

@@ -1,0 +1,1 @@
+//! myrmex-store (placeholder, filled by its issue).

@@ -1,0 +1,1 @@
+//! myrmex (placeholder, filled by its issue).
