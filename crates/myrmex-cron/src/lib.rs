@@ -6,6 +6,8 @@
 //! (`describe.rs`, `display.rs`). Fill in, do not reshape without checking both.
 
 mod error;
+mod describe;
+mod display;
 mod schedule;
 
 pub use error::{Field, ParseError, ParseErrorKind};

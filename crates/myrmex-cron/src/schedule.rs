@@ -57,3 +57,58 @@ pub struct Cron {
     /// How DST gaps and folds are treated.
     pub(crate) dst: DstPolicy,
 }
+
+// ---------------------------------------------------------------------------
+// API CONTRACT (stubs). The engine owner replaces these bodies; other crates
+// (myrmex-core, myrmex-cli) compile against these exact signatures.
+// ---------------------------------------------------------------------------
+
+use jiff::{Timestamp, Zoned, tz::TimeZone};
+
+impl Cron {
+    /// Parses an expression in the myrmex dialect.
+    ///
+    /// # Errors
+    /// A [`crate::ParseError`] naming the field, quoting the text and giving its column.
+    pub fn parse(expr: &str) -> Result<Cron, crate::ParseError> {
+        let _ = expr;
+        todo!("engine")
+    }
+
+    /// Returns the same schedule with another DST policy.
+    #[must_use]
+    pub fn with_dst_policy(mut self, policy: DstPolicy) -> Cron {
+        self.dst = policy;
+        self
+    }
+
+    /// The first fire time strictly after `after`, in `after`'s zone.
+    pub fn next_after(&self, after: &Zoned) -> Option<Zoned> {
+        let _ = after;
+        todo!("engine")
+    }
+
+    /// The last fire time strictly before `before`, in `before`'s zone.
+    pub fn prev_before(&self, before: &Zoned) -> Option<Zoned> {
+        let _ = before;
+        todo!("engine")
+    }
+
+    /// The first fire instant strictly after `after`, evaluated in `tz`.
+    pub fn next_timestamp_after(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+        let _ = (after, tz);
+        todo!("engine")
+    }
+
+    /// The last fire instant strictly before `before`, evaluated in `tz`.
+    pub fn prev_timestamp_before(&self, before: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
+        let _ = (before, tz);
+        todo!("engine")
+    }
+
+    /// Whether `t` (to the second, in its own zone) is a fire time.
+    pub fn matches(&self, t: &Zoned) -> bool {
+        let _ = t;
+        todo!("engine")
+    }
+}

@@ -1,0 +1,1 @@
+//! English descriptions and warnings (owned by the describe/CLI helper).

@@ -1,0 +1,1 @@
+//! Canonical `Display` (owned by the describe/CLI helper).
