@@ -1,0 +1,172 @@
+//! Tables and migrations. The schema version lives in `sched_schema_version`; a database
+//! migrated by a newer build is refused, never downgraded or half-used.
+
+use crate::error::{Error, Result, db};
+
+/// The newest schema version this build creates and understands.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE sched_node (
+  node_id       text PRIMARY KEY,
+  hostname      text NOT NULL,
+  pid           int  NOT NULL,
+  started_at    timestamptz NOT NULL DEFAULT now(),
+  heartbeat_at  timestamptz NOT NULL DEFAULT now(),
+  version       text NOT NULL
+);
+
+CREATE TABLE sched_job (
+  id                bigserial PRIMARY KEY,
+  name              text NOT NULL UNIQUE,
+  handler           text NOT NULL,
+  trigger_kind      text NOT NULL CHECK (trigger_kind IN ('once','interval','cron','manual','after')),
+  trigger_spec      jsonb NOT NULL,
+  def_version       bigint NOT NULL DEFAULT 1,
+  next_fire_at      timestamptz,
+  last_fired_at     timestamptz,
+  misfire_policy    text NOT NULL DEFAULT 'fire_once' CHECK (misfire_policy IN ('fire_all','fire_once','skip')),
+  misfire_grace_ms  bigint NOT NULL DEFAULT 60000,
+  max_catchup       int  NOT NULL DEFAULT 100,
+  overlap_policy    text NOT NULL DEFAULT 'allow' CHECK (overlap_policy IN ('allow','skip','buffer_one','serial')),
+  max_attempts      int  NOT NULL DEFAULT 3,
+  retry_backoff_ms  bigint NOT NULL DEFAULT 10000,
+  lease_ttl_ms      bigint NOT NULL DEFAULT 30000,
+  timeout_ms        bigint,
+  pipeline_id       bigint,
+  payload           jsonb NOT NULL DEFAULT '{}',
+  paused            boolean NOT NULL DEFAULT false,
+  created_at        timestamptz NOT NULL DEFAULT now(),
+  updated_at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX sched_job_due ON sched_job (next_fire_at) WHERE next_fire_at IS NOT NULL AND NOT paused;
+
+CREATE TABLE sched_pipeline_stage (
+  pipeline_id bigint NOT NULL,
+  stage       text NOT NULL,
+  ord         int NOT NULL,
+  task        text NOT NULL,
+  max_attempts int,
+  PRIMARY KEY (pipeline_id, stage)
+);
+CREATE TABLE sched_pipeline_edge (
+  pipeline_id bigint NOT NULL,
+  stage       text NOT NULL,
+  depends_on  text NOT NULL,
+  rule        text NOT NULL DEFAULT 'all_success' CHECK (rule IN ('all_success','all_done')),
+  PRIMARY KEY (pipeline_id, stage, depends_on)
+);
+
+CREATE TABLE sched_run (
+  id               bigserial PRIMARY KEY,
+  job_id           bigint NOT NULL REFERENCES sched_job(id),
+  scheduled_at     timestamptz NOT NULL,
+  stage            text NOT NULL DEFAULT '',
+  origin           text NOT NULL DEFAULT 'schedule' CHECK (origin IN ('schedule','misfire','backfill','manual','after')),
+  request_id       text UNIQUE,
+  def_version      bigint NOT NULL,
+  state            text NOT NULL CHECK (state IN ('blocked','pending','running','retry_wait',
+                                                  'succeeded','failed','dead','skipped','cancelled')),
+  exclusive        boolean NOT NULL DEFAULT false,
+  available_at     timestamptz NOT NULL,
+  attempt          int  NOT NULL DEFAULT 0,
+  max_attempts     int  NOT NULL,
+  pending_deps     int  NOT NULL DEFAULT 0,
+  lease_owner      text,
+  lease_expires_at timestamptz,
+  started_at       timestamptz,
+  finished_at      timestamptz,
+  last_error       text,
+  result           jsonb,
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT sched_run_occurrence UNIQUE (job_id, scheduled_at, stage)
+) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
+CREATE INDEX sched_run_claim ON sched_run (available_at, id) WHERE state IN ('pending','retry_wait');
+CREATE INDEX sched_run_lease ON sched_run (lease_expires_at) WHERE state = 'running';
+CREATE INDEX sched_run_job   ON sched_run (job_id, scheduled_at DESC);
+CREATE UNIQUE INDEX sched_run_one_running ON sched_run (job_id) WHERE state = 'running' AND exclusive;
+
+CREATE TABLE sched_run_dep (
+  run_id     bigint NOT NULL REFERENCES sched_run(id) ON DELETE CASCADE,
+  dep_run_id bigint NOT NULL REFERENCES sched_run(id) ON DELETE CASCADE,
+  rule       text   NOT NULL DEFAULT 'all_success' CHECK (rule IN ('all_success','all_done')),
+  PRIMARY KEY (dep_run_id, run_id)
+);
+
+CREATE TABLE sched_attempt (
+  run_id      bigint NOT NULL,
+  attempt     int NOT NULL,
+  node_id     text NOT NULL,
+  started_at  timestamptz NOT NULL,
+  finished_at timestamptz,
+  outcome     text,
+  error       text,
+  rescued_lease_expired_at timestamptz,
+  PRIMARY KEY (run_id, attempt)
+);
+"];
+
+/// Checks the schema quoting rules: a plain lowercase identifier, so it can be
+/// spliced into `SET search_path` and `CREATE SCHEMA` without quoting surprises.
+pub(crate) fn check_schema_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidSchemaName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// Creates the schema if needed and applies the missing migrations, serialized
+/// across processes by an advisory lock.
+///
+/// # Errors
+/// [`Error::SchemaTooNew`] when the database is newer than this build;
+/// [`Error::Db`] when a statement fails.
+pub(crate) fn migrate(client: &mut postgres::Client, schema: &str) -> Result<i32> {
+    let mut tx = client.transaction().map_err(db("begin a migration"))?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1))",
+        &[&format!("myrmex.{schema}")],
+    )
+    .map_err(db("take the migration lock"))?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         SET LOCAL search_path TO {schema};
+         CREATE TABLE IF NOT EXISTS sched_schema_version (
+           version int NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());"
+    ))
+    .map_err(db("create the version table"))?;
+    let found: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM sched_schema_version",
+            &[],
+        )
+        .map_err(db("read the schema version"))?
+        .get(0);
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            schema: schema.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.batch_execute(sql).map_err(db("apply a migration"))?;
+        tx.execute(
+            "INSERT INTO sched_schema_version (version) VALUES ($1)",
+            &[&(i as i32 + 1)],
+        )
+        .map_err(db("record the schema version"))?;
+    }
+    tx.commit().map_err(db("commit a migration"))?;
+    Ok(SCHEMA_VERSION)
+}
