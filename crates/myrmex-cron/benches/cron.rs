@@ -1,1 +1,2 @@
+//! Benchmarks (filled in with the engine).
 fn main() {}

@@ -5,9 +5,12 @@
 //! parser/engine (`parse.rs`, `next.rs`) and the describer/printer
 //! (`describe.rs`, `display.rs`). Fill in, do not reshape without checking both.
 
-mod error;
+#[allow(dead_code, reason = "the engine that uses the rest lands next")]
+mod calendar;
 mod describe;
 mod display;
+mod error;
+mod parse;
 mod schedule;
 
 pub use error::{Field, ParseError, ParseErrorKind};

@@ -4,6 +4,61 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct YearSet(pub(crate) [u64; 4]);
 
+impl YearSet {
+    /// The first year a year field can name.
+    pub const MIN: i32 = 1970;
+    /// The last year a year field can name (and the last year any expression fires).
+    pub const MAX: i32 = 2199;
+
+    /// Whether year `y` is in the set.
+    #[must_use]
+    pub fn contains(&self, y: i32) -> bool {
+        if !(Self::MIN..=Self::MAX).contains(&y) {
+            return false;
+        }
+        let i = (y - Self::MIN) as usize;
+        self.0[i / 64] >> (i % 64) & 1 == 1
+    }
+
+    /// The years in the set, in increasing order.
+    pub fn iter(&self) -> impl Iterator<Item = i32> + '_ {
+        (Self::MIN..=Self::MAX).filter(|&y| self.contains(y))
+    }
+
+    /// The smallest year in the set that is `>= y`.
+    #[allow(dead_code, reason = "the engine lands next")]
+    pub(crate) fn next_from(&self, y: i32) -> Option<i32> {
+        let mut i = (y.max(Self::MIN) - Self::MIN) as usize;
+        while i < 256 {
+            let w = self.0[i / 64] >> (i % 64);
+            if w != 0 {
+                let y = Self::MIN + (i + w.trailing_zeros() as usize) as i32;
+                return (y <= Self::MAX).then_some(y);
+            }
+            i = (i / 64 + 1) * 64;
+        }
+        None
+    }
+
+    /// The largest year in the set that is `<= y`.
+    #[allow(dead_code, reason = "the engine lands next")]
+    pub(crate) fn prev_from(&self, y: i32) -> Option<i32> {
+        if y < Self::MIN {
+            return None;
+        }
+        let mut i = (y.min(Self::MAX) - Self::MIN) as isize;
+        while i >= 0 {
+            let bit = (i % 64) as u32;
+            let w = self.0[i as usize / 64] << (63 - bit);
+            if w != 0 {
+                return Some(Self::MIN + (i - w.leading_zeros() as isize) as i32);
+            }
+            i = (i / 64) * 64 - 1;
+        }
+        None
+    }
+}
+
 /// How fire times that fall into a daylight-saving gap or fold are treated.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -71,8 +126,7 @@ impl Cron {
     /// # Errors
     /// A [`crate::ParseError`] naming the field, quoting the text and giving its column.
     pub fn parse(expr: &str) -> Result<Cron, crate::ParseError> {
-        let _ = expr;
-        todo!("engine")
+        crate::parse::parse(expr)
     }
 
     /// Returns the same schedule with another DST policy.
@@ -110,5 +164,14 @@ impl Cron {
     pub fn matches(&self, t: &Zoned) -> bool {
         let _ = t;
         todo!("engine")
+    }
+}
+
+impl std::str::FromStr for Cron {
+    type Err = crate::ParseError;
+
+    /// Same as [`Cron::parse`].
+    fn from_str(s: &str) -> Result<Cron, crate::ParseError> {
+        Cron::parse(s)
     }
 }

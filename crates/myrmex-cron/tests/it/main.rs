@@ -1,1 +1,6 @@
-//! Integration tests for myrmex-cron.
+//! Integration tests for myrmex-cron (one binary, one module per area).
+
+mod describe;
+mod display;
+mod errors;
+mod parse;

@@ -1,0 +1,1 @@
+//! Tests owned by the describe/display helper.
