@@ -1,0 +1,118 @@
+//! `myrmex check [CONFIG]`: validate, then show what would run when.
+
+use std::path::Path;
+
+use crate::config::{AtSpec, Config, JobConfig, RecurrenceUnit, ScheduleSpec};
+use crate::exit_codes;
+
+/// Validates `path` and prints every job and pipeline with its schedule and its next
+/// `count` fire times. Returns the exit code.
+pub fn run(path: &Path, count: usize) -> u8 {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{}", e.render());
+            return exit_codes::INVALID_INPUT;
+        }
+    };
+    print!("{}", report(&config, count));
+    exit_codes::OK
+}
+
+/// The text `check` prints for a valid config.
+pub fn report(config: &Config, count: usize) -> String {
+    let _ = count;
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{}: ok, {} job{}, {} pipeline{}; zone {}, store {}\n",
+        config.path.display(),
+        config.jobs.len(),
+        plural(config.jobs.len()),
+        config.pipelines.len(),
+        plural(config.pipelines.len()),
+        config.scheduler.zone.name,
+        config.scheduler.store,
+    ));
+    for job in &config.jobs {
+        out.push('\n');
+        out.push_str(&job_report(config, job));
+    }
+    for p in &config.pipelines {
+        out.push('\n');
+        out.push_str(&format!("pipeline {}\n", p.name));
+        for (i, stage) in p.stages.iter().enumerate() {
+            out.push_str(&format!("  stage {}: {}\n", i + 1, stage.join(", ")));
+        }
+        let zone = config.zone_of(p.zone.as_ref());
+        out.push_str(&format!(
+            "  schedule: {}\n",
+            describe_schedule(p.schedule.as_ref(), &zone.name)
+        ));
+    }
+    out
+}
+
+fn job_report(config: &Config, job: &JobConfig) -> String {
+    let zone = config.zone_of(job.zone.as_ref());
+    let mut out = format!("job {}\n  command: {}\n", job.name, job.command);
+    out.push_str(&format!(
+        "  schedule: {}\n",
+        describe_schedule(job.schedule.as_ref(), &zone.name)
+    ));
+    if !job.depends_on.is_empty() {
+        let deps: Vec<&str> = job.depends_on.iter().map(|d| d.name.as_str()).collect();
+        out.push_str(&format!("  depends on: {}\n", deps.join(", ")));
+    }
+    if job.paused {
+        out.push_str("  paused\n");
+    }
+    out
+}
+
+/// A schedule in English.
+pub fn describe_schedule(s: Option<&ScheduleSpec>, zone: &str) -> String {
+    match s {
+        None => "none (runs when triggered or when its dependencies finish)".to_string(),
+        Some(ScheduleSpec::Cron { expr, .. }) => format!("cron `{expr}` ({zone})"),
+        Some(ScheduleSpec::Every(d)) => format!("every {d:#}"),
+        Some(ScheduleSpec::At(AtSpec::Instant(ts))) => format!("once at {ts}"),
+        Some(ScheduleSpec::At(AtSpec::Civil(dt))) => format!("once at {dt} ({zone})"),
+        Some(ScheduleSpec::At(AtSpec::Daily(t))) => {
+            format!("every day at {} ({zone})", t.strftime("%H:%M:%S"))
+        }
+        Some(ScheduleSpec::Recurrence(r)) => {
+            let unit = match r.unit {
+                RecurrenceUnit::Second => "second",
+                RecurrenceUnit::Minute => "minute",
+                RecurrenceUnit::Hour => "hour",
+                RecurrenceUnit::Day => "day",
+                RecurrenceUnit::Week => "week",
+            };
+            let mut s = if r.interval == 1 {
+                format!("every {unit}")
+            } else {
+                format!("every {} {unit}s", r.interval)
+            };
+            if !r.on.is_empty() {
+                let days: Vec<String> = r.on.iter().map(|d| format!("{d:?}")).collect();
+                s.push_str(&format!(" on {}", days.join(", ")));
+            }
+            if !r.at.is_empty() {
+                let times: Vec<String> =
+                    r.at.iter()
+                        .map(|t| t.strftime("%H:%M").to_string())
+                        .collect();
+                s.push_str(&format!(" at {}", times.join(", ")));
+            }
+            if let Some(u) = r.until {
+                s.push_str(&format!(" until {u}"));
+            }
+            s.push_str(&format!(" ({zone})"));
+            s
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
