@@ -13,5 +13,8 @@ mod error;
 mod parse;
 mod schedule;
 
+pub use describe::{
+    CronFields, DstChange, DstOutcome, NthWeekdays, ValueSet, ValueSetIter, Warning,
+};
 pub use error::{Field, ParseError, ParseErrorKind};
 pub use schedule::{Cron, DstPolicy, YearSet};
