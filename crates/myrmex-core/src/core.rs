@@ -1,0 +1,1200 @@
+//! The scheduling state machine: a job table, a run table and a due queue.
+//!
+//! [`Core`] is driven from outside: every method that depends on time takes
+//! `now`; [`Core::poll`] turns due work into [`Action`]s; [`Core::next_wake`] says
+//! when to call it again. It never reads a clock, spawns, locks or does I/O.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::job::{
+    AttemptResult, Event, JobId, JobSnapshot, JobSpec, JobStatus, Outcome, RestoredState, RunId,
+    RunReport, SkipReason,
+};
+use crate::policy::{JobPolicies, MisfirePolicy, OverlapPolicy, RetentionPolicy};
+use crate::time::{NEVER, dur_ns, jitter, ns, opt_ts, ts};
+use crate::trigger::{Compiled, TriggerError, TriggerSpec};
+
+/// How many missed occurrences a catch-up enumerates one by one; beyond that the
+/// count in [`Event::Missed`] is a lower bound.
+const MISFIRE_SCAN_LIMIT: u64 = 100_000;
+
+const KIND_SHIFT: u32 = 30;
+const GEN_MASK: u32 = (1 << KIND_SHIFT) - 1;
+const KIND_FIRE: u32 = 0;
+const KIND_RETRY: u32 = 1;
+const KIND_TIMEOUT: u32 = 2;
+
+const F_PAUSED: u8 = 1;
+const F_BLOCKED: u8 = 2;
+const F_QUEUED: u8 = 4;
+
+const R_TIMED_OUT: u8 = 1;
+const R_CANCELLED: u8 = 2;
+const R_WAITING: u8 = 4;
+
+/// A queue entry. Ordered by time, then slot, so the heap is deterministic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Due {
+    at: i64,
+    slot: u32,
+    /// Kind in the top two bits, the slot's generation below: an entry whose
+    /// generation no longer matches is stale and dropped when popped (lazy
+    /// deletion keeps cancel and reschedule O(1)).
+    key: u32,
+}
+
+/// A cheap hasher for `JobId` keys (ids are not attacker-controlled).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7C_C1_B7_27_22_0A_95);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (n ^ (n >> 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// What the driver of a [`Core`] must do.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Action<P> {
+    /// Start an attempt of a run (hand the payload to an executor). When
+    /// `attempt == 1` this is a new occurrence: persist it before starting.
+    Start(StartRun<P>),
+    /// Tell a running attempt to stop (through its cancellation token).
+    Cancel {
+        /// The run.
+        run: RunId,
+        /// Why.
+        reason: CancelReason,
+    },
+    /// Report something that happened.
+    Event(Event),
+}
+
+/// One attempt to start.
+#[derive(Debug)]
+pub struct StartRun<P> {
+    /// The run, to report the attempt's end with [`Core::finish`].
+    pub run: RunId,
+    /// The job.
+    pub job: JobId,
+    /// The occurrence key.
+    pub scheduled_at: Timestamp,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// When the attempt times out, if it can.
+    pub deadline: Option<Timestamp>,
+    /// The job's watermark after this fire: the next occurrence not yet turned
+    /// into a run (`None`: exhausted). Persist it with the occurrence.
+    pub watermark: Option<Timestamp>,
+    /// The job's payload (its handler, for the runtime).
+    pub payload: P,
+}
+
+/// Why a running attempt is told to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CancelReason {
+    /// It ran past its timeout.
+    Timeout,
+    /// Its job was cancelled.
+    JobCancelled,
+}
+
+/// A request the core refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// No job with this id.
+    #[error("no job {id}")]
+    UnknownJob {
+        /// The id.
+        id: JobId,
+    },
+    /// A job with this id already exists.
+    #[error("job {id} already exists")]
+    DuplicateJob {
+        /// The id.
+        id: JobId,
+    },
+    /// The job's trigger cannot be used.
+    #[error("job {id} has an invalid trigger")]
+    Trigger {
+        /// The job.
+        id: JobId,
+        /// Why.
+        #[source]
+        source: Box<TriggerError>,
+    },
+    /// No active run with this id, or the attempt is not the current one (a late
+    /// report from an older attempt is refused).
+    #[error("{run} attempt {attempt} is not the current attempt of an active run")]
+    StaleAttempt {
+        /// The run.
+        run: RunId,
+        /// The attempt reported.
+        attempt: u32,
+    },
+}
+
+/// Configuration of a [`Core`].
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    /// The zone for triggers that do not name one.
+    pub zone: TimeZone,
+    /// The seed for jitter (same seed, same delays).
+    pub jitter_seed: u64,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            zone: TimeZone::UTC,
+            jitter_seed: 0,
+        }
+    }
+}
+
+/// Rarely needed per-job data, allocated only when first needed.
+#[derive(Debug, Default)]
+struct Extra {
+    name: Option<String>,
+    last_error: Option<Arc<str>>,
+    history: VecDeque<RunReport>,
+    queued_at: i64,
+}
+
+#[derive(Debug)]
+struct JobRec<P> {
+    id: JobId,
+    trigger: Compiled,
+    policies: Option<Box<JobPolicies>>,
+    /// The watermark: the next occurrence not yet turned into a run.
+    next: i64,
+    created: i64,
+    last_run: i64,
+    run_count: u32,
+    running: u16,
+    flags: u8,
+    /// `None` until a run ends, then the last outcome; a terminal status once the
+    /// job is finished.
+    last_outcome: Option<Outcome>,
+    terminal: Option<JobStatus>,
+    extra: Option<Box<Extra>>,
+    payload: P,
+}
+
+static DEFAULT_POLICIES: std::sync::LazyLock<JobPolicies> =
+    std::sync::LazyLock::new(JobPolicies::default);
+
+impl<P> JobRec<P> {
+    fn policies(&self) -> &JobPolicies {
+        self.policies.as_deref().unwrap_or(&DEFAULT_POLICIES)
+    }
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+    fn is_manual(&self) -> bool {
+        matches!(self.trigger, Compiled::Manual)
+    }
+    fn status(&self) -> JobStatus {
+        if let Some(t) = self.terminal {
+            t
+        } else if self.flags & F_PAUSED != 0 {
+            JobStatus::Paused
+        } else if self.flags & F_BLOCKED != 0 {
+            JobStatus::Blocked
+        } else if self.running > 0 {
+            JobStatus::Running
+        } else {
+            JobStatus::Pending
+        }
+    }
+}
+
+#[derive(Debug)]
+struct JobSlot<P> {
+    generation: u32,
+    rec: Option<JobRec<P>>,
+}
+
+#[derive(Debug)]
+struct RunRec {
+    job: JobId,
+    job_slot: u32,
+    scheduled_at: i64,
+    started: i64,
+    attempt: u32,
+    flags: u8,
+    last_error: Option<Arc<str>>,
+}
+
+#[derive(Debug)]
+struct RunSlot {
+    generation: u32,
+    /// Bumped on every attempt start and end, so a stale timeout entry is ignored.
+    tgen: u32,
+    rec: Option<RunRec>,
+}
+
+/// The scheduling state machine. `P` is the per-job payload handed back in
+/// [`StartRun`] (the runtime stores the handler there; tests use `()`).
+///
+/// ```
+/// use jiff::Timestamp;
+/// use myrmex_core::{Action, AttemptResult, Core, CoreConfig, JobId, JobSpec, every};
+/// use std::time::Duration;
+///
+/// let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+/// let mut core = Core::new(CoreConfig::default());
+/// core.add(t0, JobId(1), JobSpec::new(every(Duration::from_secs(10))), None, ()).unwrap();
+/// assert_eq!(core.next_wake(), Some("2026-01-01T00:00:10Z".parse().unwrap()));
+///
+/// let mut out = Vec::new();
+/// let now = "2026-01-01T00:00:10Z".parse().unwrap();
+/// core.poll(now, &mut out);
+/// let Some(Action::Start(start)) = out.pop() else { panic!("expected a start") };
+/// assert_eq!(start.scheduled_at, now);
+/// core.finish(now, start.run, start.attempt, AttemptResult::Succeeded, &mut out).unwrap();
+/// assert_eq!(core.next_wake(), Some("2026-01-01T00:00:20Z".parse().unwrap()));
+/// ```
+#[derive(Debug)]
+pub struct Core<P> {
+    config: CoreConfig,
+    jobs: Vec<JobSlot<P>>,
+    free_jobs: Vec<u32>,
+    index: HashMap<JobId, u32, BuildHasherDefault<IdHasher>>,
+    runs: Vec<RunSlot>,
+    free_runs: Vec<u32>,
+    active_runs: usize,
+    queue: BinaryHeap<Reverse<Due>>,
+}
+
+impl<P: Clone> Core<P> {
+    /// An empty core.
+    pub fn new(config: CoreConfig) -> Core<P> {
+        Core {
+            config,
+            jobs: Vec::new(),
+            free_jobs: Vec::new(),
+            index: HashMap::default(),
+            runs: Vec::new(),
+            free_runs: Vec::new(),
+            active_runs: 0,
+            queue: BinaryHeap::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    /// How many jobs the table holds.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// How many runs are active (running or waiting for a retry).
+    pub fn active_runs(&self) -> usize {
+        self.active_runs
+    }
+
+    /// Reserves room for `additional` more jobs.
+    pub fn reserve(&mut self, additional: usize) {
+        self.jobs.reserve(additional);
+        self.index.reserve(additional);
+        self.queue.reserve(additional);
+    }
+
+    /// Whether a job with this id is in the table.
+    pub fn contains(&self, id: JobId) -> bool {
+        self.index.contains_key(&id)
+    }
+
+    /// Adds a job. Its trigger is resolved against `now` and the configured zone
+    /// ([`TriggerSpec::resolve`]). With `restored`, the job continues from saved
+    /// state: its watermark, run count and held status.
+    ///
+    /// A new one-shot whose instant is already past fires at once (late, so the
+    /// misfire policy decides); a new recurring job's first fire is its first
+    /// occurrence at or after `now`.
+    ///
+    /// # Errors
+    /// [`CoreError::DuplicateJob`], or [`CoreError::Trigger`] when the trigger
+    /// cannot be resolved.
+    pub fn add(
+        &mut self,
+        now: Timestamp,
+        id: JobId,
+        spec: JobSpec,
+        restored: Option<RestoredState>,
+        payload: P,
+    ) -> Result<(), CoreError> {
+        if self.index.contains_key(&id) {
+            return Err(CoreError::DuplicateJob { id });
+        }
+        let trigger = spec
+            .trigger
+            .resolve(now, &self.config.zone)
+            .map_err(|source| CoreError::Trigger {
+                id,
+                source: Box::new(source),
+            })?;
+        let trigger = Compiled::new(trigger);
+        let now_ns = ns(now);
+        let policies = (spec.policies != JobPolicies::default()).then(|| Box::new(spec.policies));
+        let extra = spec.name.map(|name| {
+            Box::new(Extra {
+                name: Some(name),
+                ..Extra::default()
+            })
+        });
+        let mut rec = JobRec {
+            id,
+            next: NEVER,
+            created: now_ns,
+            last_run: NEVER,
+            run_count: 0,
+            running: 0,
+            flags: 0,
+            last_outcome: None,
+            terminal: None,
+            extra,
+            policies,
+            payload,
+            trigger,
+        };
+        match restored {
+            Some(r) => {
+                rec.created = ns(r.created_at);
+                rec.next = r.next_run_at.map_or(NEVER, ns);
+                rec.last_run = r.last_run_at.map_or(NEVER, ns);
+                rec.run_count = r.run_count;
+                rec.last_outcome = r.last_outcome;
+                rec.flags = match r.status {
+                    JobStatus::Paused => F_PAUSED,
+                    JobStatus::Blocked => F_BLOCKED,
+                    _ => 0,
+                };
+            }
+            None => rec.next = initial_next(&rec.trigger, now_ns),
+        }
+        let slot = match self.free_jobs.pop() {
+            Some(s) => {
+                self.jobs[s as usize].rec = Some(rec);
+                s
+            }
+            None => {
+                let s = u32::try_from(self.jobs.len()).expect("fewer than 2^32 jobs");
+                self.jobs.push(JobSlot {
+                    generation: 0,
+                    rec: Some(rec),
+                });
+                s
+            }
+        };
+        self.index.insert(id, slot);
+        self.arm(slot);
+        Ok(())
+    }
+
+    /// Removes a job (user cancellation): no further fires; its active runs are
+    /// told to stop (runs waiting for a retry end at once as cancelled).
+    ///
+    /// # Errors
+    /// [`CoreError::UnknownJob`].
+    pub fn cancel(
+        &mut self,
+        now: Timestamp,
+        id: JobId,
+        out: &mut Vec<Action<P>>,
+    ) -> Result<(), CoreError> {
+        let slot = self.slot_of(id)?;
+        for rs in 0..self.runs.len() {
+            let run_id = RunId(u64::from(self.runs[rs].generation) << 32 | rs as u64);
+            let Some(run) = &mut self.runs[rs].rec else {
+                continue;
+            };
+            if run.job != id {
+                continue;
+            }
+            run.flags |= R_CANCELLED;
+            if run.flags & R_WAITING != 0 {
+                self.end_run(
+                    ns(now),
+                    rs as u32,
+                    Outcome::Cancelled,
+                    run_last_error(&self.runs[rs]),
+                    out,
+                );
+            } else {
+                out.push(Action::Cancel {
+                    run: run_id,
+                    reason: CancelReason::JobCancelled,
+                });
+            }
+        }
+        out.push(Action::Event(Event::JobCancelled { job: id }));
+        let s = &mut self.jobs[slot as usize];
+        s.generation = s.generation.wrapping_add(1);
+        let rec = s.rec.as_mut().expect("indexed slot is live");
+        match rec.policies().retention {
+            RetentionPolicy::Keep => rec.terminal = Some(JobStatus::Cancelled),
+            _ => self.free_job(slot),
+        }
+        Ok(())
+    }
+
+    /// Holds a job's fires until [`Core::resume`]. Runs already active go on.
+    ///
+    /// # Errors
+    /// [`CoreError::UnknownJob`].
+    pub fn pause(&mut self, id: JobId) -> Result<(), CoreError> {
+        self.set_flag(id, F_PAUSED, true)
+    }
+
+    /// Releases a paused job. Occurrences that fell due while it was paused are
+    /// late, so its misfire policy decides what happens to them.
+    ///
+    /// # Errors
+    /// [`CoreError::UnknownJob`].
+    pub fn resume(&mut self, id: JobId) -> Result<(), CoreError> {
+        self.set_flag(id, F_PAUSED, false)
+    }
+
+    /// Holds a job's fires on behalf of a dependency (status
+    /// [`JobStatus::Blocked`]) until [`Core::unblock`].
+    ///
+    /// # Errors
+    /// [`CoreError::UnknownJob`].
+    pub fn block(&mut self, id: JobId) -> Result<(), CoreError> {
+        self.set_flag(id, F_BLOCKED, true)
+    }
+
+    /// Lifts [`Core::block`].
+    ///
+    /// # Errors
+    /// [`CoreError::UnknownJob`].
+    pub fn unblock(&mut self, id: JobId) -> Result<(), CoreError> {
+        self.set_flag(id, F_BLOCKED, false)
+    }
+
+    fn set_flag(&mut self, id: JobId, flag: u8, on: bool) -> Result<(), CoreError> {
+        let slot = self.slot_of(id)?;
+        let rec = self.jobs[slot as usize]
+            .rec
+            .as_mut()
+            .expect("indexed slot is live");
+        if on {
+            rec.flags |= flag;
+        } else {
+            rec.flags &= !flag;
+        }
+        self.arm(slot);
+        Ok(())
+    }
+
+    /// Replaces a job's trigger; the next fire is the new trigger's first
+    /// occurrence at or after `now`.
+    ///
+    /// # Errors
+    /// [`CoreError::UnknownJob`] or [`CoreError::Trigger`].
+    pub fn reschedule(
+        &mut self,
+        now: Timestamp,
+        id: JobId,
+        trigger: TriggerSpec,
+        out: &mut Vec<Action<P>>,
+    ) -> Result<(), CoreError> {
+        let slot = self.slot_of(id)?;
+        let trigger =
+            trigger
+                .resolve(now, &self.config.zone)
+                .map_err(|source| CoreError::Trigger {
+                    id,
+                    source: Box::new(source),
+                })?;
+        let rec = self.jobs[slot as usize]
+            .rec
+            .as_mut()
+            .expect("indexed slot is live");
+        rec.trigger = Compiled::new(trigger);
+        rec.next = initial_next(&rec.trigger, ns(now));
+        rec.terminal = None;
+        self.arm(slot);
+        self.maybe_finish(slot, out);
+        Ok(())
+    }
+
+    /// Turns an occurrence of a job into a run now, as if its trigger had fired
+    /// at `scheduled_at` (for manual and downstream jobs: pipelines release them).
+    /// The overlap policy and `max_runs` apply; the job's own schedule is
+    /// unchanged.
+    ///
+    /// # Errors
+    /// [`CoreError::UnknownJob`].
+    pub fn release(
+        &mut self,
+        now: Timestamp,
+        id: JobId,
+        scheduled_at: Timestamp,
+        out: &mut Vec<Action<P>>,
+    ) -> Result<(), CoreError> {
+        let slot = self.slot_of(id)?;
+        let watermark = self.jobs[slot as usize]
+            .rec
+            .as_ref()
+            .map_or(NEVER, |r| r.next);
+        self.fire(slot, ns(scheduled_at), watermark, ns(now), out);
+        Ok(())
+    }
+
+    /// Starts a run of a job at once, outside its schedule (ignoring the overlap
+    /// policy and `max_runs`). Its occurrence key is `now`.
+    ///
+    /// # Errors
+    /// [`CoreError::UnknownJob`].
+    pub fn run_now(
+        &mut self,
+        now: Timestamp,
+        id: JobId,
+        out: &mut Vec<Action<P>>,
+    ) -> Result<RunId, CoreError> {
+        let slot = self.slot_of(id)?;
+        let watermark = self.jobs[slot as usize]
+            .rec
+            .as_ref()
+            .map_or(NEVER, |r| r.next);
+        let now_ns = ns(now);
+        Ok(self.start_run(slot, now_ns, watermark, now_ns, out))
+    }
+
+    /// Turns everything due at or before `now` into actions.
+    pub fn poll(&mut self, now: Timestamp, out: &mut Vec<Action<P>>) {
+        let now_ns = ns(now);
+        while let Some(&Reverse(top)) = self.queue.peek() {
+            if top.at > now_ns {
+                break;
+            }
+            self.queue.pop();
+            match top.key >> KIND_SHIFT {
+                KIND_FIRE => self.due_fire(top, now_ns, out),
+                KIND_RETRY => self.due_retry(top, now_ns, out),
+                _ => self.due_timeout(top, out),
+            }
+        }
+    }
+
+    /// When [`Core::poll`] next has something to do (`None`: nothing scheduled).
+    pub fn next_wake(&mut self) -> Option<Timestamp> {
+        while let Some(&Reverse(top)) = self.queue.peek() {
+            if self.is_live(top) {
+                return Some(ts(top.at));
+            }
+            self.queue.pop();
+        }
+        None
+    }
+
+    /// Records the end of an attempt. A failed or timed-out attempt is retried
+    /// if the retry policy allows; otherwise the run ends and is reported.
+    ///
+    /// # Errors
+    /// [`CoreError::StaleAttempt`] when `run` is not active or `attempt` is not
+    /// its current attempt (the report is ignored).
+    pub fn finish(
+        &mut self,
+        now: Timestamp,
+        run: RunId,
+        attempt: u32,
+        result: AttemptResult,
+        out: &mut Vec<Action<P>>,
+    ) -> Result<(), CoreError> {
+        let stale = CoreError::StaleAttempt { run, attempt };
+        let rs = run.index();
+        let now_ns = ns(now);
+        let seed = self.config.jitter_seed;
+        let Some(slot) = self.runs.get_mut(rs) else {
+            return Err(stale);
+        };
+        if u64::from(slot.generation) != run.0 >> 32 {
+            return Err(stale);
+        }
+        let Some(rec) = slot.rec.as_mut() else {
+            return Err(stale);
+        };
+        if rec.attempt != attempt || rec.flags & R_WAITING != 0 {
+            return Err(stale);
+        }
+        slot.tgen = slot.tgen.wrapping_add(1);
+        let (outcome, error) = match result {
+            _ if rec.flags & R_TIMED_OUT != 0 => {
+                (Outcome::TimedOut, Some(Arc::from("attempt timed out")))
+            }
+            AttemptResult::Succeeded => (Outcome::Succeeded, None),
+            AttemptResult::Failed(_) if rec.flags & R_CANCELLED != 0 => (Outcome::Cancelled, None),
+            AttemptResult::Failed(m) => (Outcome::Failed, Some(Arc::from(m))),
+        };
+        let job = rec.job;
+        let scheduled_at = rec.scheduled_at;
+        let retryable =
+            matches!(outcome, Outcome::Failed | Outcome::TimedOut) && rec.flags & R_CANCELLED == 0;
+        let job_slot = rec.job_slot;
+        if retryable
+            && let Some(j) = self
+                .jobs
+                .get(job_slot as usize)
+                .and_then(|s| s.rec.as_ref())
+        {
+            let retry = j.policies().retry;
+            if j.id == job
+                && let Some(delay) = retry.delay(attempt)
+            {
+                let extra = jitter(
+                    seed,
+                    job.0,
+                    scheduled_at,
+                    u64::from(attempt),
+                    retry.jitter(),
+                );
+                let at = now_ns.saturating_add(dur_ns(delay)).saturating_add(extra);
+                let run_slot = &mut self.runs[rs];
+                let rec = run_slot.rec.as_mut().expect("checked above");
+                rec.flags = (rec.flags & !R_TIMED_OUT) | R_WAITING;
+                rec.last_error = error.clone();
+                let key = KIND_RETRY << KIND_SHIFT | (run_slot.generation & GEN_MASK);
+                self.queue.push(Reverse(Due {
+                    at,
+                    slot: rs as u32,
+                    key,
+                }));
+                out.push(Action::Event(Event::RunRetrying {
+                    job,
+                    scheduled_at: ts(scheduled_at),
+                    failed_attempt: attempt,
+                    outcome,
+                    error,
+                    retry_at: ts(at),
+                }));
+                return Ok(());
+            }
+        }
+        self.end_run(now_ns, rs as u32, outcome, error, out);
+        Ok(())
+    }
+
+    /// Tells the core the wall clock moved by `delta` more than elapsed time
+    /// did (negative: set back). Retry and timeout deadlines move with it (they
+    /// measure elapsed time). When the clock was set back, elapsed-time triggers
+    /// (intervals, sub-day recurrences) are re-anchored by `delta`, so they keep
+    /// firing at their period instead of waiting for the wall clock to catch up;
+    /// wall-clock triggers (cron, calendar recurrences, one-shots) keep their
+    /// watermark, so no occurrence fires twice. A jump forward is left to the
+    /// misfire policy.
+    pub fn clock_jumped(&mut self, now: Timestamp, delta: SignedDuration) {
+        let d = dur_ns(delta);
+        if d == 0 {
+            return;
+        }
+        let mut entries = std::mem::take(&mut self.queue).into_vec();
+        for Reverse(e) in &mut entries {
+            if e.key >> KIND_SHIFT != KIND_FIRE {
+                e.at = e.at.saturating_add(d);
+            }
+        }
+        self.queue = BinaryHeap::from(entries);
+        if d > 0 {
+            return;
+        }
+        let now_ns = ns(now);
+        for slot in 0..self.jobs.len() {
+            let Some(rec) = self.jobs[slot].rec.as_mut() else {
+                continue;
+            };
+            if rec.next == NEVER || !rec.trigger.is_elapsed() {
+                continue;
+            }
+            rec.trigger.shift_elapsed(d);
+            let shifted = rec.next.saturating_add(d).min(now_ns);
+            rec.next = rec.trigger.next_after(shifted.saturating_sub(1));
+            self.arm(slot as u32);
+        }
+    }
+
+    /// A snapshot of one job.
+    pub fn snapshot(&self, id: JobId) -> Option<JobSnapshot> {
+        let slot = *self.index.get(&id)?;
+        self.jobs[slot as usize].rec.as_ref().map(snapshot)
+    }
+
+    /// Snapshots of all jobs (with `filter`, only those with that status), by id.
+    pub fn snapshots(&self, filter: Option<JobStatus>) -> Vec<JobSnapshot> {
+        let mut v: Vec<JobSnapshot> = self
+            .jobs
+            .iter()
+            .filter_map(|s| s.rec.as_ref())
+            .filter(|r| filter.is_none_or(|f| r.status() == f))
+            .map(snapshot)
+            .collect();
+        v.sort_by_key(|s| s.id);
+        v
+    }
+
+    /// A job's status.
+    pub fn status(&self, id: JobId) -> Option<JobStatus> {
+        let slot = *self.index.get(&id)?;
+        self.jobs[slot as usize].rec.as_ref().map(JobRec::status)
+    }
+
+    /// A job's payload.
+    pub fn payload(&self, id: JobId) -> Option<&P> {
+        let slot = *self.index.get(&id)?;
+        self.jobs[slot as usize].rec.as_ref().map(|r| &r.payload)
+    }
+
+    // ---- internals -------------------------------------------------------
+
+    fn slot_of(&self, id: JobId) -> Result<u32, CoreError> {
+        self.index
+            .get(&id)
+            .copied()
+            .ok_or(CoreError::UnknownJob { id })
+    }
+
+    fn is_live(&self, e: Due) -> bool {
+        let g = e.key & GEN_MASK;
+        match e.key >> KIND_SHIFT {
+            KIND_FIRE => {
+                self.jobs[e.slot as usize].generation & GEN_MASK == g
+                    && self.jobs[e.slot as usize].rec.is_some()
+            }
+            KIND_RETRY => {
+                let s = &self.runs[e.slot as usize];
+                s.generation & GEN_MASK == g
+                    && s.rec.as_ref().is_some_and(|r| r.flags & R_WAITING != 0)
+            }
+            _ => {
+                let s = &self.runs[e.slot as usize];
+                s.tgen & GEN_MASK == g && s.rec.is_some()
+            }
+        }
+    }
+
+    /// Puts the job's next fire in the queue (or takes it out when held,
+    /// exhausted or finished), invalidating any older entry.
+    fn arm(&mut self, slot: u32) {
+        let seed = self.config.jitter_seed;
+        let s = &mut self.jobs[slot as usize];
+        s.generation = s.generation.wrapping_add(1);
+        let Some(rec) = s.rec.as_ref() else { return };
+        if rec.next == NEVER || rec.flags & (F_PAUSED | F_BLOCKED) != 0 || rec.terminal.is_some() {
+            return;
+        }
+        let at = match rec.policies().jitter {
+            Some(j) => rec
+                .next
+                .saturating_add(jitter(seed, rec.id.0, rec.next, 0, j)),
+            None => rec.next,
+        };
+        let key = KIND_FIRE << KIND_SHIFT | (s.generation & GEN_MASK);
+        self.queue.push(Reverse(Due { at, slot, key }));
+    }
+
+    fn due_fire(&mut self, e: Due, now: i64, out: &mut Vec<Action<P>>) {
+        if !self.is_live(e) {
+            return;
+        }
+        let slot = e.slot;
+        let rec = self.jobs[slot as usize].rec.as_ref().expect("live");
+        let s = rec.next;
+        let job = rec.id;
+        let pol = rec.policies();
+        let late = now.saturating_sub(e.at);
+        if late <= dur_ns(pol.misfire_grace) {
+            let n = rec.trigger.next_after(s);
+            self.jobs[slot as usize].rec.as_mut().expect("live").next = n;
+            self.fire(slot, s, n, now, out);
+        } else {
+            let misfire = pol.misfire;
+            let mut fires: Vec<i64> = Vec::new();
+            let (mut prev, mut last, mut count) = (NEVER, s, 1u64);
+            if misfire == MisfirePolicy::RunAll {
+                fires.push(s);
+            }
+            let mut n = rec.trigger.next_after(s);
+            while n <= now && count < MISFIRE_SCAN_LIMIT {
+                prev = last;
+                last = n;
+                count += 1;
+                if misfire == MisfirePolicy::RunAll
+                    && fires.len() < MisfirePolicy::RUN_ALL_LIMIT as usize
+                {
+                    fires.push(n);
+                }
+                n = rec.trigger.next_after(n);
+            }
+            if n <= now {
+                n = rec.trigger.next_after(now);
+            }
+            self.jobs[slot as usize].rec.as_mut().expect("live").next = n;
+            let missed = |first: i64, last: i64, count: u64| {
+                Action::Event(Event::Missed {
+                    job,
+                    first: ts(first),
+                    last: ts(last),
+                    count,
+                })
+            };
+            match misfire {
+                MisfirePolicy::Skip => out.push(missed(s, last, count)),
+                MisfirePolicy::RunAll => {
+                    let ran = fires.len() as u64;
+                    let last_fire = *fires.last().expect("at least one");
+                    for (i, f) in fires.iter().enumerate() {
+                        let wm = fires.get(i + 1).copied().unwrap_or(n);
+                        self.fire(slot, *f, wm, now, out);
+                    }
+                    if count > ran {
+                        let after = self.jobs[slot as usize]
+                            .rec
+                            .as_ref()
+                            .map_or(NEVER, |r| r.trigger.next_after(last_fire));
+                        out.push(missed(after, last, count - ran));
+                    }
+                }
+                _ => {
+                    if count > 1 {
+                        out.push(missed(s, prev, count - 1));
+                    }
+                    self.fire(slot, last, n, now, out);
+                }
+            }
+        }
+        if let Some(rec) = self.jobs[slot as usize].rec.as_mut()
+            && rec.policies().max_runs.is_some_and(|m| rec.run_count >= m)
+        {
+            rec.next = NEVER;
+        }
+        self.arm(slot);
+        self.maybe_finish(slot, out);
+    }
+
+    /// One occurrence is due: start it, queue it or skip it.
+    fn fire(&mut self, slot: u32, s: i64, watermark: i64, now: i64, out: &mut Vec<Action<P>>) {
+        let Some(rec) = self.jobs[slot as usize].rec.as_mut() else {
+            return;
+        };
+        let job = rec.id;
+        let pol = rec.policies();
+        let skipped = |reason| {
+            Action::Event(Event::Skipped {
+                job,
+                scheduled_at: ts(s),
+                reason,
+            })
+        };
+        if pol.max_runs.is_some_and(|m| rec.run_count >= m) {
+            out.push(skipped(SkipReason::MaxRuns));
+            return;
+        }
+        if rec.running >= pol.overlap.limit() {
+            if pol.overlap == OverlapPolicy::QueueOne && rec.flags & F_QUEUED == 0 {
+                rec.flags |= F_QUEUED;
+                rec.extra().queued_at = s;
+            } else {
+                out.push(skipped(SkipReason::Overlap));
+            }
+            return;
+        }
+        self.start_run(slot, s, watermark, now, out);
+    }
+
+    fn start_run(
+        &mut self,
+        slot: u32,
+        s: i64,
+        watermark: i64,
+        now: i64,
+        out: &mut Vec<Action<P>>,
+    ) -> RunId {
+        let rec = self.jobs[slot as usize].rec.as_mut().expect("live job");
+        rec.running = rec.running.saturating_add(1);
+        rec.run_count = rec.run_count.saturating_add(1);
+        rec.last_run = now;
+        let job = rec.id;
+        let timeout = rec.policies().timeout;
+        let payload = rec.payload.clone();
+        let run_rec = RunRec {
+            job,
+            job_slot: slot,
+            scheduled_at: s,
+            started: now,
+            attempt: 1,
+            flags: 0,
+            last_error: None,
+        };
+        let rs = match self.free_runs.pop() {
+            Some(rs) => {
+                self.runs[rs as usize].rec = Some(run_rec);
+                rs
+            }
+            None => {
+                let rs = u32::try_from(self.runs.len()).expect("fewer than 2^32 runs");
+                self.runs.push(RunSlot {
+                    generation: 0,
+                    tgen: 0,
+                    rec: Some(run_rec),
+                });
+                rs
+            }
+        };
+        self.active_runs += 1;
+        let run = RunId(u64::from(self.runs[rs as usize].generation) << 32 | u64::from(rs));
+        let deadline = self.arm_timeout(rs, now, timeout);
+        out.push(Action::Start(StartRun {
+            run,
+            job,
+            scheduled_at: ts(s),
+            attempt: 1,
+            deadline,
+            watermark: opt_ts(watermark),
+            payload,
+        }));
+        run
+    }
+
+    fn arm_timeout(
+        &mut self,
+        rs: u32,
+        now: i64,
+        timeout: Option<SignedDuration>,
+    ) -> Option<Timestamp> {
+        let slot = &mut self.runs[rs as usize];
+        slot.tgen = slot.tgen.wrapping_add(1);
+        let t = timeout?;
+        let at = now.saturating_add(dur_ns(t));
+        let key = KIND_TIMEOUT << KIND_SHIFT | (slot.tgen & GEN_MASK);
+        self.queue.push(Reverse(Due { at, slot: rs, key }));
+        Some(ts(at))
+    }
+
+    fn due_retry(&mut self, e: Due, now: i64, out: &mut Vec<Action<P>>) {
+        if !self.is_live(e) {
+            return;
+        }
+        let rs = e.slot;
+        let rec = self.runs[rs as usize].rec.as_mut().expect("live");
+        rec.flags &= !R_WAITING;
+        rec.attempt += 1;
+        let (job, job_slot, s, attempt) = (rec.job, rec.job_slot, rec.scheduled_at, rec.attempt);
+        let run = RunId(u64::from(self.runs[rs as usize].generation) << 32 | u64::from(rs));
+        let Some(j) = self.jobs[job_slot as usize]
+            .rec
+            .as_ref()
+            .filter(|j| j.id == job)
+        else {
+            self.end_run(now, rs, Outcome::Cancelled, None, out);
+            return;
+        };
+        let timeout = j.policies().timeout;
+        let payload = j.payload.clone();
+        let watermark = opt_ts(j.next);
+        let deadline = self.arm_timeout(rs, now, timeout);
+        out.push(Action::Start(StartRun {
+            run,
+            job,
+            scheduled_at: ts(s),
+            attempt,
+            deadline,
+            watermark,
+            payload,
+        }));
+    }
+
+    fn due_timeout(&mut self, e: Due, out: &mut Vec<Action<P>>) {
+        if !self.is_live(e) {
+            return;
+        }
+        let rs = e.slot as usize;
+        let rec = self.runs[rs].rec.as_mut().expect("live");
+        if rec.flags & R_WAITING != 0 {
+            return;
+        }
+        rec.flags |= R_TIMED_OUT;
+        out.push(Action::Cancel {
+            run: RunId(u64::from(self.runs[rs].generation) << 32 | rs as u64),
+            reason: CancelReason::Timeout,
+        });
+    }
+
+    /// Ends a run for good: frees it, reports it, updates its job.
+    fn end_run(
+        &mut self,
+        now: i64,
+        rs: u32,
+        outcome: Outcome,
+        error: Option<Arc<str>>,
+        out: &mut Vec<Action<P>>,
+    ) {
+        let slot = &mut self.runs[rs as usize];
+        let run = slot.rec.take().expect("live run");
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.tgen = slot.tgen.wrapping_add(1);
+        self.free_runs.push(rs);
+        self.active_runs -= 1;
+        let report = RunReport {
+            job: run.job,
+            scheduled_at: ts(run.scheduled_at),
+            started_at: ts(run.started),
+            finished_at: ts(now),
+            attempts: run.attempt,
+            outcome,
+            error: error.or(run.last_error),
+        };
+        let job_slot = run.job_slot;
+        if let Some(j) = self.jobs[job_slot as usize]
+            .rec
+            .as_mut()
+            .filter(|j| j.id == run.job)
+        {
+            j.running = j.running.saturating_sub(1);
+            j.last_outcome = Some(outcome);
+            let keep = j.policies().history as usize;
+            if keep > 0 || report.error.is_some() || j.extra.is_some() {
+                let x = j.extra();
+                x.last_error = report.error.clone();
+                if keep > 0 {
+                    if x.history.len() >= keep {
+                        x.history.pop_front();
+                    }
+                    x.history.push_back(report.clone());
+                }
+            }
+            if j.flags & F_QUEUED != 0 && j.terminal.is_none() {
+                j.flags &= !F_QUEUED;
+                let queued = j.extra().queued_at;
+                let wm = j.next;
+                self.fire(job_slot, queued, wm, now, out);
+            }
+        }
+        out.push(Action::Event(match outcome {
+            Outcome::Succeeded => Event::RunSucceeded(report),
+            Outcome::Failed => Event::RunFailed(report),
+            Outcome::TimedOut => Event::RunTimedOut(report),
+            Outcome::Cancelled => Event::RunCancelled(report),
+        }));
+        if self.jobs[job_slot as usize]
+            .rec
+            .as_ref()
+            .is_some_and(|j| j.id == run.job)
+        {
+            self.maybe_finish(job_slot, out);
+        }
+    }
+
+    /// Ends the job if its trigger is exhausted and no run is active.
+    fn maybe_finish(&mut self, slot: u32, out: &mut Vec<Action<P>>) {
+        let Some(rec) = self.jobs[slot as usize].rec.as_mut() else {
+            return;
+        };
+        if rec.next != NEVER || rec.running > 0 || rec.is_manual() || rec.terminal.is_some() {
+            return;
+        }
+        let status = match rec.last_outcome {
+            None | Some(Outcome::Succeeded) => JobStatus::Completed,
+            _ => JobStatus::Failed,
+        };
+        out.push(Action::Event(Event::JobFinished {
+            job: rec.id,
+            status,
+        }));
+        match rec.policies().retention {
+            RetentionPolicy::Keep => rec.terminal = Some(status),
+            _ => self.free_job(slot),
+        }
+    }
+
+    fn free_job(&mut self, slot: u32) {
+        let s = &mut self.jobs[slot as usize];
+        s.generation = s.generation.wrapping_add(1);
+        if let Some(rec) = s.rec.take() {
+            self.index.remove(&rec.id);
+            self.free_jobs.push(slot);
+        }
+    }
+}
+
+fn run_last_error(slot: &RunSlot) -> Option<Arc<str>> {
+    slot.rec.as_ref().and_then(|r| r.last_error.clone())
+}
+
+/// A new job's first occurrence: one-shots fire even when already past (late,
+/// so the misfire policy decides); everything else starts at `now`.
+fn initial_next(trigger: &Compiled, now: i64) -> i64 {
+    match trigger {
+        Compiled::Once(at) => *at,
+        t => t.next_after(now.saturating_sub(1)),
+    }
+}
+
+fn snapshot<P>(rec: &JobRec<P>) -> JobSnapshot {
+    let extra = rec.extra.as_deref();
+    JobSnapshot {
+        id: rec.id,
+        name: extra.and_then(|x| x.name.clone()),
+        trigger: rec.trigger.to_spec(),
+        policies: rec.policies().clone(),
+        status: rec.status(),
+        created_at: ts(rec.created),
+        last_run_at: opt_ts(rec.last_run),
+        next_run_at: opt_ts(rec.next),
+        run_count: rec.run_count,
+        running: rec.running,
+        last_outcome: rec.last_outcome,
+        last_error: extra.and_then(|x| x.last_error.clone()),
+        history: extra
+            .map(|x| x.history.iter().cloned().collect())
+            .unwrap_or_default(),
+    }
+}
+
+impl<P> Core<P> {
+    /// The size in bytes of one job record and one queue entry (for the
+    /// footprint benchmark and a test that keeps them small).
+    pub fn record_sizes() -> (usize, usize) {
+        (size_of::<JobSlot<P>>(), size_of::<Reverse<Due>>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_stays_small() {
+        let (job, due) = Core::<std::sync::Arc<()>>::record_sizes();
+        assert!(job <= 112, "job slot is {job} bytes");
+        assert_eq!(due, 16);
+    }
+}

@@ -1,0 +1,49 @@
+//! Architecture invariant: myrmex-core and myrmex-cron never read a clock, spawn
+//! threads or touch the file system.
+
+use std::path::{Path, PathBuf};
+
+const FORBIDDEN: &[&str] = &[
+    "SystemTime::now",
+    "Instant::now",
+    "Zoned::now",
+    "Timestamp::now",
+    "std::thread",
+    "std::fs",
+];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("readable source dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn core_and_cron_sources_never_read_a_clock_spawn_or_do_io() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    rust_files(&root.join("../myrmex-cron/src"), &mut files);
+    assert!(files.len() >= 5, "found the sources: {files:?}");
+    let mut offences = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("readable source");
+        for (i, line) in text.lines().enumerate() {
+            for pat in FORBIDDEN {
+                if line.contains(pat) {
+                    offences.push(format!("{}:{}: {}", f.display(), i + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "forbidden calls:\n{}",
+        offences.join("\n")
+    );
+}
