@@ -614,6 +614,17 @@ impl PgStore {
             })?;
         let j = job_row(&row)?;
         let now: Timestamp = row.get(12);
+        if let Some(key) = request_id {
+            // Serialize callers with the same key; the unique column is the backstop.
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&key])
+                .map_err(db("lock a request id"))?;
+            let seen = tx
+                .query_opt("SELECT 1 FROM sched_run WHERE request_id = $1", &[&key])
+                .map_err(db("look a request id up"))?;
+            if seen.is_some() {
+                return Ok(None);
+            }
+        }
         let (runs, edges) = instance(&mut tx, &j, now, "manual", "pending", None)?;
         let first = runs.first().map(|r| (r.t, r.stage.clone()));
         let ids = insert_runs(&mut tx, &j, &runs, &edges, request_id)?;
@@ -1329,9 +1340,10 @@ fn insert_runs(
         .query(
             "INSERT INTO sched_run (job_id, scheduled_at, stage, origin, request_id, def_version, state, exclusive,
                available_at, max_attempts, pending_deps, finished_at)
-             SELECT $1, x.t, x.s, x.o, $2, $3, x.st, $4, x.t, x.m, x.d, CASE WHEN x.st = 'skipped' THEN now() END
+             SELECT $1, x.t, x.s, x.o, CASE WHEN x.n = 1 THEN $2 END, $3, x.st, $4, x.t, x.m, x.d,
+                    CASE WHEN x.st = 'skipped' THEN now() END
              FROM unnest($5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::int[], $10::int[])
-               AS x(t, s, o, st, d, m)
+               WITH ORDINALITY AS x(t, s, o, st, d, m, n)
              ON CONFLICT ON CONSTRAINT sched_run_occurrence DO UPDATE SET
                origin = EXCLUDED.origin, def_version = EXCLUDED.def_version, state = EXCLUDED.state,
                available_at = EXCLUDED.available_at, pending_deps = EXCLUDED.pending_deps,

@@ -1,0 +1,282 @@
+//! The protocol step by step on one or two sessions.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use myrmex_postgres::{Completion, JobSpec, OverlapPolicy, RunState, Trigger};
+
+use crate::common::{complete, count, db, expire_all_leases, make_due, now, state};
+
+fn secs(s: i64) -> SignedDuration {
+    SignedDuration::from_secs(s)
+}
+
+#[test]
+fn interval_occurrences_are_materialized_once_on_the_anchored_grid() {
+    let Some(t) = db("interval_grid") else { return };
+    let mut a = t.store("a");
+    let mut b = t.store("b");
+    let start = now(&mut a) - secs(5);
+    let mut spec = JobSpec::new("tick", "noop", Trigger::every(secs(1)));
+    spec.start = Some(start);
+    let job = a.create_job(&spec).unwrap();
+    let r1 = a.materialize(Duration::from_secs(2)).unwrap();
+    let r2 = b.materialize(Duration::from_secs(2)).unwrap();
+    assert!(r1.inserted >= 7, "{r1:?}");
+    assert_eq!(
+        r1.conflicts + r2.conflicts + r1.cas_failures + r2.cas_failures,
+        0
+    );
+    let runs = a.runs(job).unwrap();
+    let first = start.as_second() + i64::from(start.subsec_nanosecond() > 0);
+    let wm = a.watermark(job).unwrap().unwrap();
+    // Contiguous whole seconds from the first grid point to just below the watermark.
+    let got: Vec<i64> = runs.iter().map(|r| r.scheduled_at.as_second()).collect();
+    let want: Vec<i64> = (first..wm.as_second()).collect();
+    assert_eq!(got, want);
+    assert!(runs.iter().all(|r| r.state == RunState::Pending));
+}
+
+#[test]
+fn claim_complete_commits_effects_once() {
+    let Some(t) = db("claim_complete") else {
+        return;
+    };
+    let mut a = t.store("a");
+    a.client()
+        .batch_execute("CREATE TABLE effect (key text PRIMARY KEY, attempt int NOT NULL)")
+        .unwrap();
+    let job = a
+        .create_job(&JobSpec::new("m", "noop", Trigger::Manual))
+        .unwrap();
+    let run = a.trigger_now(job, Some("req-1")).unwrap().unwrap();
+    assert_eq!(
+        a.trigger_now(job, Some("req-1")).unwrap(),
+        None,
+        "same request id"
+    );
+    let claimed = a.claim(10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    let c = &claimed[0];
+    assert_eq!((c.run, c.attempt, c.rescued), (run, 1, false));
+    let key = c.run_key();
+    let done = a
+        .complete(
+            c.run,
+            c.attempt,
+            Some(&serde_json::json!({"ok": true})),
+            &mut |tx| {
+                tx.execute("INSERT INTO effect VALUES ($1, $2)", &[&key, &c.attempt])
+                    .map(|_| ())
+            },
+        )
+        .unwrap();
+    assert_eq!(done, Completion::Committed);
+    assert_eq!(state(&mut a, run), "succeeded");
+    assert_eq!(count(&mut a, "SELECT count(*) FROM effect"), 1);
+    assert_eq!(
+        count(
+            &mut a,
+            "SELECT count(*) FROM sched_attempt WHERE outcome = 'ok'"
+        ),
+        1
+    );
+    // A second completion of the same attempt is fenced (the run is no longer running).
+    assert_eq!(complete(&mut a, c), Completion::Fenced);
+}
+
+#[test]
+fn failures_retry_with_backoff_then_fail() {
+    let Some(t) = db("fail_retry") else { return };
+    let mut a = t.store("a");
+    let mut spec = JobSpec::new("f", "noop", Trigger::Manual);
+    spec.max_attempts = 2;
+    spec.retry_backoff = SignedDuration::from_millis(1);
+    let job = a.create_job(&spec).unwrap();
+    let run = a.trigger_now(job, None).unwrap().unwrap();
+    let c = a.claim(1).unwrap().remove(0);
+    assert_eq!(
+        a.fail(c.run, c.attempt, "boom").unwrap(),
+        Completion::Committed
+    );
+    assert_eq!(state(&mut a, run), "retry_wait");
+    make_due(&mut a);
+    let c2 = a.claim(1).unwrap().remove(0);
+    assert_eq!(c2.attempt, 2);
+    assert_eq!(
+        a.fail(c2.run, c2.attempt, "boom again").unwrap(),
+        Completion::Committed
+    );
+    assert_eq!(state(&mut a, run), "failed");
+    make_due(&mut a);
+    assert!(a.claim(1).unwrap().is_empty());
+}
+
+#[test]
+fn a_run_whose_lease_expires_after_its_last_attempt_is_dead() {
+    let Some(t) = db("dead_run") else { return };
+    let mut a = t.store("a");
+    let mut spec = JobSpec::new("d", "noop", Trigger::Manual);
+    spec.max_attempts = 1;
+    let job = a.create_job(&spec).unwrap();
+    let run = a.trigger_now(job, None).unwrap().unwrap();
+    assert_eq!(a.claim(1).unwrap().len(), 1);
+    expire_all_leases(&mut a);
+    let mut b = t.store("b");
+    assert!(b.claim(5).unwrap().is_empty());
+    assert_eq!(state(&mut b, run), "dead");
+}
+
+#[test]
+fn heartbeats_renew_only_owned_runs() {
+    let Some(t) = db("heartbeat") else { return };
+    let mut a = t.store("a");
+    let mut b = t.store("b");
+    a.register_node("host-a", 1, "test").unwrap();
+    let job = a
+        .create_job(&JobSpec::new("h", "noop", Trigger::Manual))
+        .unwrap();
+    let run = a.trigger_now(job, None).unwrap().unwrap();
+    let ca = a.claim(1).unwrap().remove(0);
+    assert_eq!(a.renew(&[(run, 1)]).unwrap(), vec![run]);
+    let nodes = a.nodes().unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!((nodes[0].node_id.as_str(), nodes[0].running), ("a", 1));
+    expire_all_leases(&mut a);
+    let cb = b.claim(1).unwrap().remove(0);
+    assert_eq!((cb.run, cb.attempt, cb.rescued), (run, 2, true));
+    assert!(
+        a.renew(&[(run, ca.attempt)]).unwrap().is_empty(),
+        "a lost it"
+    );
+    assert_eq!(b.renew(&[(run, 2)]).unwrap(), vec![run]);
+}
+
+#[test]
+fn overlap_skip_keeps_one_active_run() {
+    let Some(t) = db("overlap_skip") else { return };
+    let mut a = t.store("a");
+    let mut spec = JobSpec::new("s", "noop", Trigger::every(secs(1)));
+    spec.overlap = OverlapPolicy::Skip;
+    spec.start = Some(now(&mut a) - secs(4));
+    let job = a.create_job(&spec).unwrap();
+    a.materialize(Duration::from_secs(2)).unwrap();
+    let runs = a.runs(job).unwrap();
+    let active: Vec<_> = runs
+        .iter()
+        .filter(|r| r.state == RunState::Pending)
+        .collect();
+    assert_eq!(active.len(), 1, "{runs:?}");
+    assert_eq!(
+        active[0].scheduled_at, runs[0].scheduled_at,
+        "the oldest fires"
+    );
+    assert!(runs[1..].iter().all(|r| r.state == RunState::Skipped));
+    let wm = a.watermark(job).unwrap().unwrap();
+    assert!(wm > runs.last().unwrap().scheduled_at);
+}
+
+#[test]
+fn overlap_buffer_one_waits_behind_the_active_run() {
+    let Some(t) = db("overlap_buffer") else {
+        return;
+    };
+    let mut a = t.store("a");
+    let mut spec = JobSpec::new("b1", "noop", Trigger::every(secs(1)));
+    spec.overlap = OverlapPolicy::BufferOne;
+    spec.start = Some(now(&mut a) - secs(4));
+    let job = a.create_job(&spec).unwrap();
+    a.materialize(Duration::ZERO).unwrap();
+    let runs = a.runs(job).unwrap();
+    let states: Vec<RunState> = runs.iter().map(|r| r.state).collect();
+    assert_eq!(states[0], RunState::Pending);
+    assert_eq!(states[1], RunState::Blocked);
+    assert!(
+        states[2..].iter().all(|s| *s == RunState::Skipped),
+        "{states:?}"
+    );
+    let c = a.claim(5).unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(complete(&mut a, &c[0]), Completion::Committed);
+    assert_eq!(state(&mut a, runs[1].id), "pending");
+}
+
+#[test]
+fn serial_runs_form_a_chain() {
+    let Some(t) = db("overlap_serial") else {
+        return;
+    };
+    let mut a = t.store("a");
+    let mut spec = JobSpec::new("ser", "noop", Trigger::every(secs(1)));
+    spec.overlap = OverlapPolicy::Serial;
+    spec.start = Some(now(&mut a) - secs(3));
+    let job = a.create_job(&spec).unwrap();
+    a.materialize(Duration::from_secs(1)).unwrap();
+    let runs = a.runs(job).unwrap();
+    assert!(runs.len() >= 4);
+    assert_eq!(runs[0].state, RunState::Pending);
+    assert!(
+        runs[1..]
+            .iter()
+            .all(|r| r.state == RunState::Blocked && r.pending_deps == 1)
+    );
+    // A second pass chains on the last run of the first pass.
+    make_due(&mut a);
+    for (i, r) in runs.iter().enumerate().take(3) {
+        let c = a.claim(10).unwrap();
+        assert_eq!(c.len(), 1, "only the head of the chain is claimable");
+        assert_eq!(c[0].run, r.id);
+        assert_eq!(complete(&mut a, &c[0]), Completion::Committed);
+        assert_eq!(state(&mut a, runs[i + 1].id), "pending");
+        make_due(&mut a);
+    }
+}
+
+#[test]
+fn after_triggers_follow_their_upstream_success() {
+    let Some(t) = db("after_trigger") else { return };
+    let mut a = t.store("a");
+    let up = a
+        .create_job(&JobSpec::new("up", "noop", Trigger::Manual))
+        .unwrap();
+    let down = a
+        .create_job(&JobSpec::new("down", "noop", Trigger::After { job: up }))
+        .unwrap();
+    a.trigger_now(up, None).unwrap();
+    let c = a.claim(5).unwrap().remove(0);
+    assert_eq!(complete(&mut a, &c), Completion::Committed);
+    let runs = a.runs(down).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].scheduled_at, c.scheduled_at);
+    assert_eq!(runs[0].origin, myrmex_postgres::Origin::After);
+}
+
+#[test]
+fn a_schedule_edit_cancels_future_runs_of_the_old_version() {
+    let Some(t) = db("edit_cancels") else { return };
+    let mut a = t.store("a");
+    let mut spec = JobSpec::new("e", "noop", Trigger::every(secs(1)));
+    spec.start = Some(now(&mut a) + secs(2));
+    let job = a.create_job(&spec).unwrap();
+    a.materialize(Duration::from_secs(8)).unwrap();
+    let before = a.runs(job).unwrap();
+    assert!(before.len() >= 5);
+    let edit = a.edit_trigger(job, &Trigger::every(secs(2))).unwrap();
+    assert_eq!(edit.def_version, 2);
+    assert_eq!(edit.cancelled, before.len(), "all were in the future");
+    a.materialize(Duration::from_secs(8)).unwrap();
+    let after = a.runs(job).unwrap();
+    let live: Vec<_> = after
+        .iter()
+        .filter(|r| r.state == RunState::Pending)
+        .collect();
+    assert!(!live.is_empty());
+    assert!(
+        live.iter()
+            .all(|r| r.def_version == 2 && r.scheduled_at.as_second() % 2 == 0)
+    );
+    // Occurrences the two grids share were revived, not duplicated.
+    let keys: std::collections::BTreeSet<Timestamp> =
+        after.iter().map(|r| r.scheduled_at).collect();
+    assert_eq!(keys.len(), after.len());
+}
