@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use jiff::civil::{DateTime, Time, Weekday};
+use jiff::civil::{Date, DateTime, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span, SpanRelativeTo, Timestamp};
 use toml::Spanned;
@@ -21,7 +21,7 @@ use crate::diag::{Diagnostic, did_you_mean};
 pub const DEFAULT_CONFIG: &str = "myrmex.toml";
 
 /// The default state store, relative to the config file's folder.
-pub const DEFAULT_STORE: &str = "myrmex.db";
+pub const DEFAULT_STORE: &str = "myrmex.sqlite";
 
 /// A validated config file.
 #[derive(Clone, Debug)]
@@ -82,15 +82,19 @@ pub enum StoreSpec {
 }
 
 impl StoreSpec {
-    /// The folder beside the store where the daemon's control socket lives.
-    pub fn control_dir(&self) -> Option<PathBuf> {
+    /// The private folder of the daemon's control socket: beside a file store, or
+    /// beside the config file for a database server.
+    pub fn control_dir(&self, config_path: &Path) -> PathBuf {
+        let beside = |p: &Path| {
+            let mut name = p.file_name().unwrap_or_default().to_os_string();
+            name.push(".control");
+            p.with_file_name(name)
+        };
         match self {
-            StoreSpec::Sqlite(p) | StoreSpec::Json(p) => {
-                let mut name = p.file_name()?.to_os_string();
-                name.push(".control");
-                Some(p.with_file_name(name))
+            StoreSpec::Sqlite(p) | StoreSpec::Json(p) => beside(p),
+            StoreSpec::Postgres(_) => {
+                beside(&std::path::absolute(config_path).unwrap_or_else(|_| config_path.into()))
             }
-            StoreSpec::Postgres(_) => None,
         }
     }
 }
@@ -210,15 +214,15 @@ pub enum AtSpec {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecurrenceSpec {
     /// How many units between occurrences.
-    pub interval: i64,
+    pub interval: u32,
     /// The calendar unit.
     pub unit: RecurrenceUnit,
     /// Wall times of day (for day and week units); empty means midnight.
     pub at: Vec<Time>,
     /// Weekdays it is restricted to; empty means every day.
     pub on: Vec<Weekday>,
-    /// The last civil date-time (inclusive) it may fire at.
-    pub until: Option<DateTime>,
+    /// The last date (inclusive) it may fire on.
+    pub until: Option<Date>,
 }
 
 /// The unit of a recurrence.
@@ -446,6 +450,11 @@ impl Config {
     /// The job with this name.
     pub fn job(&self, name: &str) -> Option<&JobConfig> {
         self.jobs.iter().find(|j| j.name == name)
+    }
+
+    /// The private folder of the daemon's control socket.
+    pub fn control_dir(&self) -> PathBuf {
+        self.scheduler.store.control_dir(&self.path)
     }
 
     /// The zone `job` is evaluated in.
@@ -1278,20 +1287,17 @@ impl<'s> Validator<'s> {
                     }
                 }
                 "until" => {
-                    if let Some(s) = self.string_or_datetime(v, &what) {
-                        let parsed = s.parse::<DateTime>().ok().or_else(|| {
-                            s.parse::<jiff::civil::Date>()
-                                .ok()
-                                .map(|d| d.to_datetime(Time::MAX))
-                        });
-                        match parsed {
-                            Some(dt) => until = Some(dt),
-                            None => self.error(
+                    if let Some(text) = self.string_or_datetime(v, &what) {
+                        match text.parse::<Date>() {
+                            Ok(d) => until = Some(d),
+                            Err(_) => self.error(
                                 Diagnostic::new(
-                                    format!("invalid date in {what}: `{s}`"),
+                                    format!("invalid date in {what}: `{text}`"),
                                     Some(v.span()),
                                 )
-                                .help("write `2027-06-30` or `2027-06-30T18:00:00`"),
+                                .help(
+                                    "write a date such as `2027-06-30` (the last day it may fire)",
+                                ),
                             ),
                         }
                     }
@@ -1327,7 +1333,7 @@ impl<'s> Validator<'s> {
         })
     }
 
-    fn recurrence_every(&mut self, v: &Val<'_>, what: &str) -> Option<(i64, RecurrenceUnit)> {
+    fn recurrence_every(&mut self, v: &Val<'_>, what: &str) -> Option<(u32, RecurrenceUnit)> {
         let s = self.string(v, what)?;
         let help = "write one count and one unit, e.g. `2 days`, `1 week`, `90 minutes`";
         let Ok(span) = s.parse::<Span>() else {
@@ -1350,7 +1356,16 @@ impl<'s> Validator<'s> {
             || span.get_microseconds() != 0
             || span.get_nanoseconds() != 0;
         match nonzero.as_slice() {
-            [(n, unit)] if *n > 0 && !others => Some((*n, *unit)),
+            [(n, unit)] if !others => match u32::try_from(*n) {
+                Ok(n) if n > 0 => Some((n, *unit)),
+                _ => {
+                    self.error(
+                        Diagnostic::new(format!("invalid {what}: `{s}`"), Some(v.span()))
+                            .help(help),
+                    );
+                    None
+                }
+            },
             _ => {
                 self.error(
                     Diagnostic::new(format!("invalid {what}: `{s}`"), Some(v.span())).help(help),
@@ -1604,8 +1619,8 @@ impl<'s> Validator<'s> {
 
 /// Where in the expression a cron parse error points.
 fn cron_error_range(e: &myrmex_cron::ParseError, expr: &str) -> Option<Range<usize>> {
-    let _ = (e, expr);
-    None
+    let sp = e.span();
+    (sp.end <= expr.len()).then_some(sp)
 }
 
 fn parse_weekday(s: &str) -> Option<Weekday> {

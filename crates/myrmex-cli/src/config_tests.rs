@@ -138,7 +138,7 @@ fn defaults_apply_to_an_empty_file() {
     assert_eq!(c.scheduler.zone.name, "UTC");
     assert_eq!(
         c.scheduler.store,
-        StoreSpec::Sqlite("/etc/myrmex/myrmex.db".into())
+        StoreSpec::Sqlite("/etc/myrmex/myrmex.sqlite".into())
     );
     assert!(c.jobs.is_empty());
 }
@@ -299,5 +299,28 @@ fn unknown_top_level_tables_are_reported() {
     assert_eq!(
         problems("[[jobs]]\nname = \"a\"\n"),
         vec!["1:3 unknown key `jobs` in the config file"]
+    );
+}
+
+#[test]
+fn cron_errors_point_inside_the_expression() {
+    let text = r#"
+[[job]]
+name = "a"
+command = "true"
+cron = "*/5 61 * * *"
+"#;
+    let err = parse(text).unwrap_err();
+    assert_eq!(
+        problems(text),
+        vec![
+            r#"5:13 invalid cron expression in job `a`: invalid hour "61": must be 0-23 (field 2, column 5)"#
+        ]
+    );
+    assert!(
+        err.render()
+            .contains("5 | cron = \"*/5 61 * * *\"\n  |             ^^ invalid here"),
+        "{}",
+        err.render()
     );
 }

@@ -1,23 +1,23 @@
 //! The `myrmex` binary: argv, config file, signals, exit codes. Glue over the
 //! libraries; no scheduling logic lives here.
 
+// TEMPORARY: parts of the config and the runner are used only by `myrmex run`,
+// which lands with the `myrmex` Scheduler. Remove this then.
+#![allow(dead_code)]
+
 mod check;
-#[expect(dead_code, reason = "the daemon (`run`) uses the rest; it lands next")]
+mod client;
 mod config;
+mod control;
 mod cron_cmd;
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the daemon (`run`) uses the rest; it lands next")
-)]
 mod diag;
-#[expect(dead_code, reason = "the daemon (`run`) uses the rest; it lands next")]
 mod exit_codes;
-#[expect(dead_code, reason = "the daemon (`run`) uses it; it lands next")]
+mod logging;
 mod runner;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// myrmex: a job scheduler that is correct about time.
 #[derive(Debug, Parser)]
@@ -42,6 +42,24 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         count: usize,
     },
+    /// Run a job now on the running daemon.
+    #[command(after_help = exit_codes::HELP)]
+    Trigger(JobArgs),
+    /// Pause a job on the running daemon (its fires are not run until resumed).
+    #[command(after_help = exit_codes::HELP)]
+    Pause(JobArgs),
+    /// Resume a paused job on the running daemon.
+    #[command(after_help = exit_codes::HELP)]
+    Resume(JobArgs),
+}
+
+#[derive(Debug, Args)]
+struct JobArgs {
+    /// The job's name.
+    job: String,
+    /// The daemon's config file (it locates the control socket).
+    #[arg(short, long, default_value = config::DEFAULT_CONFIG)]
+    config: PathBuf,
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +67,21 @@ fn main() -> std::process::ExitCode {
     let code = match cli.command {
         Command::Cron(cmd) => cron_cmd::run(cmd),
         Command::Check { config, count } => check::run(&config, count),
+        Command::Trigger(a) => client::send(&a.config, &control::Request::Trigger { job: a.job }),
+        Command::Pause(a) => client::send(&a.config, &control::Request::Pause { job: a.job }),
+        Command::Resume(a) => client::send(&a.config, &control::Request::Resume { job: a.job }),
     };
     std::process::ExitCode::from(code)
+}
+
+/// An error and its causes, `: `-separated.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
 }

@@ -1,1 +1,5 @@
 //! Integration tests that run the real `myrmex` binary.
+
+mod check;
+#[allow(dead_code, reason = "the daemon harness is used by the `run` tests, landing next")]
+mod util;
