@@ -26,7 +26,6 @@ impl YearSet {
     }
 
     /// The smallest year in the set that is `>= y`.
-    #[allow(dead_code, reason = "the engine lands next")]
     pub(crate) fn next_from(&self, y: i32) -> Option<i32> {
         let mut i = (y.max(Self::MIN) - Self::MIN) as usize;
         while i < 256 {
@@ -41,7 +40,6 @@ impl YearSet {
     }
 
     /// The largest year in the set that is `<= y`.
-    #[allow(dead_code, reason = "the engine lands next")]
     pub(crate) fn prev_from(&self, y: i32) -> Option<i32> {
         if y < Self::MIN {
             return None;
@@ -113,18 +111,31 @@ pub struct Cron {
     pub(crate) dst: DstPolicy,
 }
 
-// ---------------------------------------------------------------------------
-// API CONTRACT (stubs). The engine owner replaces these bodies; other crates
-// (myrmex-core, myrmex-cli) compile against these exact signatures.
-// ---------------------------------------------------------------------------
-
 use jiff::{Timestamp, Zoned, tz::TimeZone};
 
+use crate::next::{Cursor, ceil_secs, floor_secs, to_timestamp};
+
 impl Cron {
-    /// Parses an expression in the myrmex dialect.
+    /// Parses an expression in the myrmex dialect (5, 6 or 7 fields, or a macro
+    /// such as `@daily`). Parsing never allocates unless it fails.
+    ///
+    /// ```
+    /// use myrmex_cron::{Cron, Field};
+    ///
+    /// let cron = Cron::parse("*/15 9-17 * * MON-FRI")?;
+    /// assert!(!cron.is_fixed_time());
+    ///
+    /// let err = Cron::parse("60 * * * *").unwrap_err();
+    /// assert_eq!(err.field(), Some(Field::Minute));
+    /// assert_eq!(err.to_string(), r#"invalid minute "60": must be 0-59 (field 1, column 1)"#);
+    /// # Ok::<(), myrmex_cron::ParseError>(())
+    /// ```
     ///
     /// # Errors
-    /// A [`crate::ParseError`] naming the field, quoting the text and giving its column.
+    /// A [`crate::ParseError`] when the text is not a valid expression: a wrong
+    /// number of fields, an unknown macro, a value out of range, a malformed
+    /// item, a zero step, or an expression that never fires (`0 0 30 2 *`).
+    /// The error names the field, quotes the text and gives its column and span.
     pub fn parse(expr: &str) -> Result<Cron, crate::ParseError> {
         crate::parse::parse(expr)
     }
@@ -136,36 +147,244 @@ impl Cron {
         self
     }
 
-    /// The first fire time strictly after `after`, in `after`'s zone.
-    pub fn next_after(&self, after: &Zoned) -> Option<Zoned> {
-        let _ = after;
-        todo!("engine")
+    /// The DST policy in force (the default is [`DstPolicy::ShiftGapFixedTime`]).
+    #[must_use]
+    pub fn dst_policy(&self) -> DstPolicy {
+        self.dst
     }
 
-    /// The last fire time strictly before `before`, in `before`'s zone.
+    /// Whether this is a *fixed-time* job: neither its minute nor its hour
+    /// field begins with `*`. Fixed-time jobs fire once in a DST fold and are
+    /// moved to the end of a DST gap; the others (*wildcard* jobs) fire at both
+    /// instants of a fold and skip the missing times of a gap.
+    #[must_use]
+    pub fn is_fixed_time(&self) -> bool {
+        !self.minute_star && !self.hour_star
+    }
+
+    /// The first fire time strictly after `after`, in `after`'s zone, or `None`
+    /// when there is none before the end of 2199.
+    ///
+    /// ```
+    /// use jiff::Zoned;
+    /// use myrmex_cron::Cron;
+    ///
+    /// let cron: Cron = "30 2 * * *".parse()?;
+    /// // 02:30 does not exist on 2026-03-08 in New York: a fixed-time job
+    /// // fires at the first instant after the gap.
+    /// let after: Zoned = "2026-03-07T12:00:00-05:00[America/New_York]".parse()?;
+    /// let next = cron.next_after(&after).unwrap();
+    /// assert_eq!(next.to_string(), "2026-03-08T03:00:00-04:00[America/New_York]");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn next_after(&self, after: &Zoned) -> Option<Zoned> {
+        let tz = after.time_zone();
+        let t = self.next_timestamp_after(after.timestamp(), tz)?;
+        Some(t.to_zoned(tz.clone()))
+    }
+
+    /// The last fire time strictly before `before`, in `before`'s zone, or
+    /// `None` when there is none since the start of 1970.
+    #[must_use]
     pub fn prev_before(&self, before: &Zoned) -> Option<Zoned> {
-        let _ = before;
-        todo!("engine")
+        let tz = before.time_zone();
+        let t = self.prev_timestamp_before(before.timestamp(), tz)?;
+        Some(t.to_zoned(tz.clone()))
     }
 
     /// The first fire instant strictly after `after`, evaluated in `tz`.
+    #[must_use]
     pub fn next_timestamp_after(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
-        let _ = (after, tz);
-        todo!("engine")
+        Cursor::new()
+            .next(self, tz, floor_secs(after))
+            .and_then(to_timestamp)
     }
 
     /// The last fire instant strictly before `before`, evaluated in `tz`.
+    #[must_use]
     pub fn prev_timestamp_before(&self, before: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
-        let _ = (before, tz);
-        todo!("engine")
+        Cursor::new()
+            .prev(self, tz, ceil_secs(before) - 1)
+            .and_then(to_timestamp)
     }
 
-    /// Whether `t` (to the second, in its own zone) is a fire time.
+    /// Whether `t` (to the second, in its own zone) is a fire time: exactly one
+    /// of the instants [`Cron::next_after`] would produce.
+    #[must_use]
     pub fn matches(&self, t: &Zoned) -> bool {
-        let _ = t;
-        todo!("engine")
+        let s = floor_secs(t.timestamp());
+        Cursor::new().next(self, t.time_zone(), s - 1) == Some(s)
+    }
+
+    /// The fire times strictly after `after`, in increasing order, in
+    /// `after`'s zone.
+    ///
+    /// ```
+    /// use jiff::Zoned;
+    /// use myrmex_cron::Cron;
+    ///
+    /// let cron: Cron = "0 0 * * 5L".parse()?; // the last Friday of the month
+    /// let after: Zoned = "2025-01-01T00:00:00+00:00[UTC]".parse()?;
+    /// let days: Vec<String> = cron.iter_after(&after).take(3).map(|z| z.date().to_string()).collect();
+    /// assert_eq!(days, ["2025-01-31", "2025-02-28", "2025-03-28"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn iter_after(&self, after: &Zoned) -> FireTimesAfter {
+        FireTimesAfter {
+            core: Core::new(*self, floor_secs(after.timestamp())),
+            tz: after.time_zone().clone(),
+        }
+    }
+
+    /// The fire times strictly before `before`, in decreasing order, in
+    /// `before`'s zone.
+    #[must_use]
+    pub fn iter_before(&self, before: &Zoned) -> FireTimesBefore {
+        FireTimesBefore {
+            core: Core::new(*self, ceil_secs(before.timestamp()) - 1),
+            tz: before.time_zone().clone(),
+        }
+    }
+
+    /// The fire instants strictly after `after`, in increasing order, evaluated
+    /// in `tz` (cheaper than [`Cron::iter_after`]: no [`Zoned`] per item).
+    #[must_use]
+    pub fn timestamps_after<'tz>(
+        &self,
+        after: Timestamp,
+        tz: &'tz TimeZone,
+    ) -> TimestampsAfter<'tz> {
+        TimestampsAfter {
+            core: Core::new(*self, floor_secs(after)),
+            tz,
+        }
+    }
+
+    /// The fire instants strictly before `before`, in decreasing order,
+    /// evaluated in `tz`.
+    #[must_use]
+    pub fn timestamps_before<'tz>(
+        &self,
+        before: Timestamp,
+        tz: &'tz TimeZone,
+    ) -> TimestampsBefore<'tz> {
+        TimestampsBefore {
+            core: Core::new(*self, ceil_secs(before) - 1),
+            tz,
+        }
     }
 }
+
+/// The state shared by the iterators: the schedule, the search cursor and the
+/// current position (`None` once exhausted).
+#[derive(Clone, Copy, Debug)]
+struct Core {
+    cron: Cron,
+    cursor: Cursor,
+    pos: Option<i64>,
+}
+
+impl Core {
+    fn new(cron: Cron, pos: i64) -> Core {
+        Core {
+            cron,
+            cursor: Cursor::new(),
+            pos: Some(pos),
+        }
+    }
+
+    /// The next instant after `pos` (exclusive).
+    #[inline]
+    fn forward(&mut self, tz: &TimeZone) -> Option<Timestamp> {
+        let next = self.cursor.next(&self.cron, tz, self.pos?);
+        self.pos = next;
+        next.and_then(to_timestamp)
+    }
+
+    /// The previous instant at or before `pos` (inclusive).
+    #[inline]
+    fn backward(&mut self, tz: &TimeZone) -> Option<Timestamp> {
+        let prev = self.cursor.prev(&self.cron, tz, self.pos?);
+        self.pos = prev.map(|p| p - 1);
+        prev.and_then(to_timestamp)
+    }
+}
+
+/// Fire instants after a starting point, in increasing order; see
+/// [`Cron::timestamps_after`].
+#[derive(Clone, Debug)]
+pub struct TimestampsAfter<'tz> {
+    core: Core,
+    tz: &'tz TimeZone,
+}
+
+impl Iterator for TimestampsAfter<'_> {
+    type Item = Timestamp;
+
+    fn next(&mut self) -> Option<Timestamp> {
+        self.core.forward(self.tz)
+    }
+}
+
+impl std::iter::FusedIterator for TimestampsAfter<'_> {}
+
+/// Fire instants before a starting point, in decreasing order; see
+/// [`Cron::timestamps_before`].
+#[derive(Clone, Debug)]
+pub struct TimestampsBefore<'tz> {
+    core: Core,
+    tz: &'tz TimeZone,
+}
+
+impl Iterator for TimestampsBefore<'_> {
+    type Item = Timestamp;
+
+    fn next(&mut self) -> Option<Timestamp> {
+        self.core.backward(self.tz)
+    }
+}
+
+impl std::iter::FusedIterator for TimestampsBefore<'_> {}
+
+/// Fire times after a starting point, in increasing order, as [`Zoned`] values
+/// in the starting point's zone; see [`Cron::iter_after`].
+#[derive(Clone, Debug)]
+pub struct FireTimesAfter {
+    core: Core,
+    tz: TimeZone,
+}
+
+impl Iterator for FireTimesAfter {
+    type Item = Zoned;
+
+    fn next(&mut self) -> Option<Zoned> {
+        let t = self.core.forward(&self.tz)?;
+        Some(t.to_zoned(self.tz.clone()))
+    }
+}
+
+impl std::iter::FusedIterator for FireTimesAfter {}
+
+/// Fire times before a starting point, in decreasing order, as [`Zoned`]
+/// values in the starting point's zone; see [`Cron::iter_before`].
+#[derive(Clone, Debug)]
+pub struct FireTimesBefore {
+    core: Core,
+    tz: TimeZone,
+}
+
+impl Iterator for FireTimesBefore {
+    type Item = Zoned;
+
+    fn next(&mut self) -> Option<Zoned> {
+        let t = self.core.backward(&self.tz)?;
+        Some(t.to_zoned(self.tz.clone()))
+    }
+}
+
+impl std::iter::FusedIterator for FireTimesBefore {}
 
 impl std::str::FromStr for Cron {
     type Err = crate::ParseError;

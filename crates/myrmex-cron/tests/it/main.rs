@@ -4,3 +4,4 @@ mod describe;
 mod display;
 mod errors;
 mod parse;
+mod reference;

@@ -1,0 +1,518 @@
+//! The engine: next and previous fire instants in a time zone.
+//!
+//! # How the search works
+//!
+//! The time line is cut into *segments* by the zone's transitions; inside a
+//! segment the UTC offset is constant, so civil time and instants map one to one
+//! by adding the offset. A search keeps the segment it is in (two transition
+//! look-ups) and finds the next matching civil second with pure integer
+//! arithmetic, field by field (year, month, day, hour, minute, second), using
+//! `trailing_zeros`/`leading_zeros` on the bit sets: no minute-by-minute scan.
+//!
+//! The DST rules of the dialect then fall out of the segment boundaries:
+//!
+//! * A segment that begins with a fold (the offset went down) repeats the civil
+//!   times `[start + off, start + prev_off)`. A job that fires once in a fold
+//!   (fixed-time, or any job under [`DstPolicy::Skip`]) ignores that repeated
+//!   part, because those civil times already fired in the previous segment.
+//! * A segment boundary with a gap (the offset went up) skips the civil times
+//!   `[end + off, end + next_off)`. A fixed-time job under the default policy
+//!   fires at the boundary instant when one of its civil times lies in the gap.
+//! * Several civil times landing on one instant yield that instant once,
+//!   because the search returns instants and always moves strictly past them.
+//!
+//! When the next match is days beyond the current segment the search
+//! re-synchronises two days before it instead of walking every transition in
+//! between: nothing can fire in the skipped span because no civil time in it
+//! matches, and offsets differ by at most 26 hours.
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::calendar::{Civil, DAY};
+use crate::schedule::{Cron, DstPolicy};
+
+/// First civil second searched: 1970-01-01T00:00:00.
+const CIVIL_MIN: i64 = 0;
+/// Last civil second searched: 2199-12-31T23:59:59.
+const CIVIL_MAX: i64 = 7_289_567_999;
+/// Instants further than this outside the civil bounds cannot reach a fire time.
+const MARGIN: i64 = 2 * DAY;
+/// When a match lies further than this past the segment, re-synchronise.
+const RESYNC: i64 = 4 * DAY;
+
+/// A span of instants `[start, end)` with one UTC offset.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Seg {
+    /// First instant (Unix seconds), `i64::MIN` when there is no earlier transition.
+    start: i64,
+    /// First instant after the segment, `i64::MAX` when there is no later transition.
+    end: i64,
+    /// Offset (seconds) in the segment.
+    off: i64,
+    /// Offset after `end` (equal to `off` when there is none).
+    next_off: i64,
+    /// Offset before `start`, when already known.
+    prev_off: Option<i64>,
+}
+
+fn ts(secs: i64) -> Timestamp {
+    // The callers keep `secs` within a few days of 1970..=2199.
+    Timestamp::from_second(secs).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+impl Seg {
+    /// The segment containing instant `t` (whole seconds).
+    pub(crate) fn at(tz: &TimeZone, t: i64) -> Seg {
+        let (start, off) = match tz.preceding(ts(t + 1)).next() {
+            Some(tr) => (tr.timestamp().as_second(), i64::from(tr.offset().seconds())),
+            None => (i64::MIN, i64::from(tz.to_offset(ts(t)).seconds())),
+        };
+        let (end, next_off) = match tz.following(ts(t)).next() {
+            Some(tr) => (tr.timestamp().as_second(), i64::from(tr.offset().seconds())),
+            None => (i64::MAX, off),
+        };
+        Seg {
+            start,
+            end,
+            off,
+            next_off,
+            prev_off: None,
+        }
+    }
+
+    /// The offset before `start`, if there is an earlier segment.
+    fn prev_off(&mut self, tz: &TimeZone) -> Option<i64> {
+        if self.start == i64::MIN {
+            return None;
+        }
+        if self.prev_off.is_none() {
+            self.prev_off = Some(i64::from(tz.to_offset(ts(self.start - 1)).seconds()));
+        }
+        self.prev_off
+    }
+
+    /// The segment after this one (`end` must be finite).
+    fn following(&self, tz: &TimeZone) -> Seg {
+        let (end, next_off) = match tz.following(ts(self.end)).next() {
+            Some(tr) => (tr.timestamp().as_second(), i64::from(tr.offset().seconds())),
+            None => (i64::MAX, self.next_off),
+        };
+        Seg {
+            start: self.end,
+            end,
+            off: self.next_off,
+            next_off,
+            prev_off: Some(self.off),
+        }
+    }
+
+    /// The segment before this one (`start` must be finite).
+    fn preceding(&mut self, tz: &TimeZone) -> Seg {
+        let prev_off = self.prev_off(tz).unwrap_or(self.off);
+        let start = match tz.preceding(ts(self.start)).next() {
+            Some(tr) => tr.timestamp().as_second(),
+            None => i64::MIN,
+        };
+        Seg {
+            start,
+            end: self.start,
+            off: prev_off,
+            next_off: self.off,
+            prev_off: None,
+        }
+    }
+}
+
+/// Remembers the last civil search so that a repeated query inside the known
+/// match-free span costs nothing.
+#[derive(Clone, Copy, Debug)]
+struct Memo {
+    /// Queries in `[from, to]` (next) or `[to, from]` (prev) answer `result`.
+    from: i64,
+    to: i64,
+    result: Option<i64>,
+}
+
+/// Bits of `bits` at positions `<= v` (`v` may be negative).
+#[inline]
+fn bits_le(bits: u64, v: i64) -> u64 {
+    if v < 0 {
+        0
+    } else if v >= 63 {
+        bits
+    } else {
+        bits & ((2u64 << v) - 1)
+    }
+}
+
+impl Cron {
+    /// Civil times inside a gap fire at the end of the gap.
+    #[inline]
+    fn shifts_gap(&self) -> bool {
+        self.dst == DstPolicy::ShiftGapFixedTime && self.is_fixed_time()
+    }
+
+    /// Civil times inside a fold fire only at their first instant.
+    #[inline]
+    fn once_in_fold(&self) -> bool {
+        self.dst == DstPolicy::Skip || self.is_fixed_time()
+    }
+
+    /// The first matching civil second `>= lo` (years 1970..=2199).
+    pub(crate) fn civil_next(&self, lo: i64) -> Option<i64> {
+        if lo > CIVIL_MAX {
+            return None;
+        }
+        let c = Civil::from_secs(lo.max(CIVIL_MIN));
+        let (mut y, mut mo, mut d) = (c.year, c.month, c.day);
+        let (mut h, mut mi, mut s) = (c.hour, c.minute, c.second);
+        let mut mask_key = (0, 0);
+        let mut mask = 0u64;
+        loop {
+            if y > 2199 {
+                return None;
+            }
+            if let Some(years) = self.years
+                && !years.contains(y)
+            {
+                y = years.next_from(y)?;
+                (mo, d, h, mi, s) = (1, 1, 0, 0, 0);
+            }
+            let months = u32::from(self.months) >> mo;
+            if months == 0 {
+                y += 1;
+                (mo, d, h, mi, s) = (1, 1, 0, 0, 0);
+                continue;
+            }
+            let m = mo + months.trailing_zeros();
+            if m != mo {
+                (mo, d, h, mi, s) = (m, 1, 0, 0, 0);
+            }
+            if mask_key != (y, mo) {
+                mask_key = (y, mo);
+                mask = self.month_mask(y, mo);
+            }
+            let days = mask >> d;
+            if days == 0 {
+                mo += 1;
+                (d, h, mi, s) = (1, 0, 0, 0);
+                continue;
+            }
+            let nd = d + days.trailing_zeros();
+            if nd != d {
+                (d, h, mi, s) = (nd, 0, 0, 0);
+            }
+            let hours = u64::from(self.hours) >> h;
+            if hours == 0 {
+                d += 1;
+                (h, mi, s) = (0, 0, 0);
+                continue;
+            }
+            let nh = h + hours.trailing_zeros();
+            if nh != h {
+                (h, mi, s) = (nh, 0, 0);
+            }
+            let minutes = self.minutes >> mi;
+            if minutes == 0 {
+                h += 1;
+                (mi, s) = (0, 0);
+                continue;
+            }
+            let nmi = mi + minutes.trailing_zeros();
+            if nmi != mi {
+                (mi, s) = (nmi, 0);
+            }
+            let seconds = self.seconds >> s;
+            if seconds == 0 {
+                mi += 1;
+                s = 0;
+                continue;
+            }
+            s += seconds.trailing_zeros();
+            let civil = Civil {
+                year: y,
+                month: mo,
+                day: d,
+                hour: h,
+                minute: mi,
+                second: s,
+            };
+            return Some(civil.to_secs());
+        }
+    }
+
+    /// The last matching civil second `<= hi` (years 1970..=2199).
+    pub(crate) fn civil_prev(&self, hi: i64) -> Option<i64> {
+        if hi < CIVIL_MIN {
+            return None;
+        }
+        let c = Civil::from_secs(hi.min(CIVIL_MAX));
+        let (mut y, mut mo, mut d) = (c.year, i64::from(c.month), i64::from(c.day));
+        let (mut h, mut mi, mut s) = (i64::from(c.hour), i64::from(c.minute), i64::from(c.second));
+        let mut mask_key = (0, 0);
+        let mut mask = 0u64;
+        loop {
+            if y < 1970 {
+                return None;
+            }
+            if let Some(years) = self.years
+                && !years.contains(y)
+            {
+                y = years.prev_from(y)?;
+                (mo, d, h, mi, s) = (12, 31, 23, 59, 59);
+            }
+            let months = bits_le(u64::from(self.months), mo);
+            if months == 0 {
+                y -= 1;
+                (mo, d, h, mi, s) = (12, 31, 23, 59, 59);
+                continue;
+            }
+            let m = 63 - i64::from(months.leading_zeros());
+            if m != mo {
+                (mo, d, h, mi, s) = (m, 31, 23, 59, 59);
+            }
+            if mask_key != (y, mo) {
+                mask_key = (y, mo);
+                mask = self.month_mask(y, mo as u32);
+            }
+            let days = bits_le(mask, d);
+            if days == 0 {
+                mo -= 1;
+                (d, h, mi, s) = (31, 23, 59, 59);
+                continue;
+            }
+            let nd = 63 - i64::from(days.leading_zeros());
+            if nd != d {
+                (d, h, mi, s) = (nd, 23, 59, 59);
+            }
+            let hours = bits_le(u64::from(self.hours), h);
+            if hours == 0 {
+                d -= 1;
+                (h, mi, s) = (23, 59, 59);
+                continue;
+            }
+            let nh = 63 - i64::from(hours.leading_zeros());
+            if nh != h {
+                (h, mi, s) = (nh, 59, 59);
+            }
+            let minutes = bits_le(self.minutes, mi);
+            if minutes == 0 {
+                h -= 1;
+                (mi, s) = (59, 59);
+                continue;
+            }
+            let nmi = 63 - i64::from(minutes.leading_zeros());
+            if nmi != mi {
+                (mi, s) = (nmi, 59);
+            }
+            let seconds = bits_le(self.seconds, s);
+            if seconds == 0 {
+                mi -= 1;
+                s = 59;
+                continue;
+            }
+            s = 63 - i64::from(seconds.leading_zeros());
+            let civil = Civil {
+                year: y,
+                month: mo as u32,
+                day: d as u32,
+                hour: h as u32,
+                minute: mi as u32,
+                second: s as u32,
+            };
+            return Some(civil.to_secs());
+        }
+    }
+}
+
+/// A search position: the segment and the last civil searches, reusable by
+/// iterators so that consecutive occurrences need no transition look-up.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cursor {
+    seg: Option<Seg>,
+    memo_next: Option<Memo>,
+    memo_prev: Option<Memo>,
+}
+
+impl Cursor {
+    pub(crate) const fn new() -> Cursor {
+        Cursor {
+            seg: None,
+            memo_next: None,
+            memo_prev: None,
+        }
+    }
+
+    fn civil_next(&mut self, cron: &Cron, lo: i64) -> Option<i64> {
+        if let Some(m) = self.memo_next
+            && m.from <= lo
+            && lo <= m.to
+        {
+            return m.result;
+        }
+        let result = cron.civil_next(lo);
+        self.memo_next = Some(Memo {
+            from: lo,
+            to: result.unwrap_or(i64::MAX),
+            result,
+        });
+        result
+    }
+
+    fn civil_prev(&mut self, cron: &Cron, hi: i64) -> Option<i64> {
+        if let Some(m) = self.memo_prev
+            && m.from >= hi
+            && hi >= m.to
+        {
+            return m.result;
+        }
+        let result = cron.civil_prev(hi);
+        self.memo_prev = Some(Memo {
+            from: hi,
+            to: result.unwrap_or(i64::MIN),
+            result,
+        });
+        result
+    }
+
+    fn segment(&mut self, tz: &TimeZone, t: i64) -> Seg {
+        match self.seg {
+            Some(s) if s.start <= t && t < s.end => s,
+            _ => Seg::at(tz, t),
+        }
+    }
+
+    /// The first fire instant (Unix seconds) strictly after instant `t`.
+    pub(crate) fn next(&mut self, cron: &Cron, tz: &TimeZone, t: i64) -> Option<i64> {
+        if t > CIVIL_MAX + MARGIN {
+            return None;
+        }
+        let t = t.max(CIVIL_MIN - MARGIN);
+        let mut seg = self.segment(tz, t);
+        let mut lo = t + 1 + seg.off;
+        // Until the search has stepped into a segment from its start, civil
+        // times before `lo` may still fire in the second half of a fold at the
+        // end of this segment, so it must step rather than jump.
+        let mut from_start = cron.once_in_fold() || seg.next_off >= seg.off;
+        let result = loop {
+            if cron.once_in_fold()
+                && lo < seg.start.saturating_add(RESYNC)
+                && let Some(prev) = seg.prev_off(tz)
+                && prev > seg.off
+            {
+                lo = lo.max(seg.start + prev);
+            }
+            let Some(c) = self.civil_next(cron, lo) else {
+                break None;
+            };
+            let hi = seg.end.saturating_add(seg.off);
+            if c < hi {
+                break Some(c - seg.off);
+            }
+            if from_start && c - hi > RESYNC {
+                // Nothing matches between here and `c`: jump close to it.
+                let t2 = c - seg.off - MARGIN;
+                seg = Seg::at(tz, t2);
+                lo = t2 + 1 + seg.off;
+                continue;
+            }
+            let next = seg.following(tz);
+            // `c` is the first match at or after `hi`: the gap holds a match
+            // exactly when `c` falls inside it.
+            if next.off > seg.off && cron.shifts_gap() && c < seg.end + next.off {
+                seg = next;
+                break Some(seg.start);
+            }
+            seg = next;
+            lo = seg.start + seg.off;
+            from_start = true;
+        };
+        self.seg = Some(seg);
+        result
+    }
+
+    /// The last fire instant (Unix seconds) at or before instant `u`.
+    pub(crate) fn prev(&mut self, cron: &Cron, tz: &TimeZone, u: i64) -> Option<i64> {
+        if u < CIVIL_MIN - MARGIN {
+            return None;
+        }
+        let u = u.min(CIVIL_MAX + MARGIN);
+        let mut seg = self.segment(tz, u);
+        let mut hi = u + seg.off;
+        // Until the search has stepped into a segment from its end, civil times
+        // after `hi` may still fire in the first half of a fold at the start of
+        // this segment, so it must step rather than jump.
+        let mut from_end = false;
+        let result = loop {
+            let mut lo = seg.start.saturating_add(seg.off);
+            let mut fold_start = false;
+            if seg.start != i64::MIN
+                && hi < seg.start.saturating_add(RESYNC)
+                && let Some(prev) = seg.prev_off(tz)
+                && prev > seg.off
+            {
+                fold_start = true;
+                if cron.once_in_fold() {
+                    lo = lo.max(seg.start + prev);
+                }
+            }
+            let found = self.civil_prev(cron, hi);
+            if let Some(c) = found
+                && c >= lo
+            {
+                break Some(c - seg.off);
+            }
+            if seg.start == i64::MIN {
+                break None;
+            }
+            if (from_end || !fold_start)
+                && let Some(c) = found
+                && lo - c > RESYNC
+            {
+                // Nothing matches between `c` and here: jump close to it.
+                let t2 = c - seg.off + MARGIN;
+                seg = Seg::at(tz, t2);
+                hi = t2 + seg.off;
+                from_end = true;
+                continue;
+            }
+            if found.is_none() && !fold_start {
+                break None;
+            }
+            let prev = seg.preceding(tz);
+            if seg.off > prev.off
+                && cron.shifts_gap()
+                && self
+                    .civil_prev(cron, seg.start + seg.off - 1)
+                    .is_some_and(|g| g >= seg.start + prev.off)
+            {
+                let at = seg.start;
+                self.seg = Some(seg);
+                return Some(at);
+            }
+            seg = prev;
+            hi = seg.end + seg.off - 1;
+            from_end = true;
+        };
+        self.seg = Some(seg);
+        result
+    }
+}
+
+/// Whole seconds of `t`, rounded down.
+pub(crate) fn floor_secs(t: Timestamp) -> i64 {
+    let s = t.as_second();
+    if t.subsec_nanosecond() < 0 { s - 1 } else { s }
+}
+
+/// Whole seconds of `t`, rounded up.
+pub(crate) fn ceil_secs(t: Timestamp) -> i64 {
+    let s = t.as_second();
+    if t.subsec_nanosecond() > 0 { s + 1 } else { s }
+}
+
+/// Converts engine seconds back to a timestamp.
+pub(crate) fn to_timestamp(secs: i64) -> Option<Timestamp> {
+    Timestamp::from_second(secs).ok()
+}
