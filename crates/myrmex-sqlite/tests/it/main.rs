@@ -1,0 +1,5 @@
+//! Integration tests of myrmex-sqlite: the store conformance suite, schema versioning and
+//! refusal of foreign files, group commit, and the crash test.
+
+mod conformance;
+mod schema;
