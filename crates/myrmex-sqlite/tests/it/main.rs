@@ -2,4 +2,5 @@
 //! refusal of foreign files, group commit, and the crash test.
 
 mod conformance;
+mod crash;
 mod schema;
