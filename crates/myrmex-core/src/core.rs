@@ -1059,11 +1059,13 @@ impl<P: Clone> Core<P> {
     ) {
         let slot = &mut self.runs[rs as usize];
         let run = slot.rec.take().expect("live run");
+        let run_id = RunId(u64::from(slot.generation) << 32 | u64::from(rs));
         slot.generation = slot.generation.wrapping_add(1);
         slot.tgen = slot.tgen.wrapping_add(1);
         self.free_runs.push(rs);
         self.active_runs -= 1;
         let report = RunReport {
+            run: run_id,
             job: run.job,
             scheduled_at: ts(run.scheduled_at),
             started_at: ts(run.started),

@@ -23,8 +23,15 @@ impl fmt::Display for JobId {
 
 /// One active run (an occurrence being executed, possibly across several
 /// attempts). Only meaningful while the run is active; reused afterwards.
+/// The default value names no run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RunId(pub(crate) u64);
+
+impl Default for RunId {
+    fn default() -> Self {
+        RunId(u64::MAX)
+    }
+}
 
 impl RunId {
     /// A dense index (`< 2^32`), reused after the run ends: handy for side tables.
@@ -190,6 +197,9 @@ pub enum AttemptResult {
 /// The final record of a run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunReport {
+    /// The run while it was active (not persisted; reused after the run ends).
+    #[serde(skip)]
+    pub run: RunId,
     /// The job.
     pub job: JobId,
     /// The occurrence key: the nominal fire time (for `run_now`, the time it was

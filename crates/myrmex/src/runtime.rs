@@ -1,0 +1,583 @@
+//! The scheduler thread: owns the core, parks until the next due time or a
+//! message, and turns the core's actions into work for the pool.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use myrmex_core::{
+    Action, AttemptResult, CancelReason, Core, Event, JobId, JobSnapshot, JobSpec, JobStatus,
+    RestoredState, RunId, RunReport, StartRun, TriggerSpec,
+};
+
+use crate::SchedulerError;
+use crate::clock::Clock;
+use crate::context::{Handler, RunContext};
+use crate::journal::Journal;
+use crate::pool::{Pool, Task};
+use crate::token::CancellationToken;
+
+/// How far the wall clock may drift from elapsed time between two wakes before
+/// it counts as a jump.
+const JUMP_TOLERANCE: SignedDuration = SignedDuration::from_millis(100);
+
+/// A reply channel for a call that waits.
+pub(crate) type Reply<T> = Option<SyncSender<Result<T, SchedulerError>>>;
+
+/// An event listener; runs on the scheduler thread.
+pub(crate) type Listener = Box<dyn FnMut(&Event) + Send + 'static>;
+
+/// Everything the scheduler thread receives.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "`Add` is the hot message when registering many jobs; boxing it would cost an allocation each"
+)]
+pub(crate) enum Msg {
+    Add {
+        id: JobId,
+        spec: JobSpec,
+        handler: Handler,
+        restored: Option<RestoredState>,
+        at: Timestamp,
+        reply: Reply<()>,
+    },
+    Cancel {
+        id: JobId,
+        reply: Reply<()>,
+    },
+    Hold {
+        id: JobId,
+        op: HoldOp,
+        reply: Reply<()>,
+    },
+    Reschedule {
+        id: JobId,
+        trigger: TriggerSpec,
+        at: Timestamp,
+        reply: Reply<()>,
+    },
+    Release {
+        id: JobId,
+        scheduled_at: Timestamp,
+        reply: Reply<()>,
+    },
+    RunNow {
+        id: JobId,
+        reply: SyncSender<Result<RunReport, SchedulerError>>,
+    },
+    Get {
+        id: JobId,
+        reply: SyncSender<Option<JobSnapshot>>,
+    },
+    List {
+        filter: Option<JobStatus>,
+        reply: SyncSender<Vec<JobSnapshot>>,
+    },
+    Subscribe(Sender<Event>),
+    Listen(Listener),
+    Done {
+        run: RunId,
+        attempt: u32,
+        result: AttemptResult,
+    },
+    Start {
+        reply: Reply<()>,
+    },
+    Wake,
+    Shutdown {
+        grace: Duration,
+        reply: Reply<()>,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum HoldOp {
+    Pause,
+    Resume,
+    Block,
+    Unblock,
+}
+
+struct RunSide {
+    run: RunId,
+    token: CancellationToken,
+}
+
+/// The scheduler thread's state.
+pub(crate) struct Runtime {
+    pub(crate) core: Core<Handler>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) rx: Receiver<Msg>,
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) workers: Vec<JoinHandle<()>>,
+    pub(crate) journal: Box<dyn Journal>,
+    pub(crate) listeners: Vec<Listener>,
+    pub(crate) subscribers: Vec<Sender<Event>>,
+    runs: Vec<Option<RunSide>>,
+    waiters: HashMap<RunId, SyncSender<Result<RunReport, SchedulerError>>>,
+    executing: usize,
+    started: bool,
+    last_wall: Timestamp,
+    last_mono: Duration,
+    actions: Vec<Action<Handler>>,
+    tasks: Vec<Task>,
+    shutdown: Option<(Instant, Reply<()>)>,
+}
+
+fn reply<T>(r: Reply<T>, v: Result<T, SchedulerError>) {
+    if let Some(r) = r {
+        let _ = r.send(v);
+    }
+}
+
+impl Runtime {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one constructor, called once by the builder"
+    )]
+    pub(crate) fn new(
+        core: Core<Handler>,
+        clock: Arc<dyn Clock>,
+        rx: Receiver<Msg>,
+        pool: Arc<Pool>,
+        workers: Vec<JoinHandle<()>>,
+        journal: Box<dyn Journal>,
+        listeners: Vec<Listener>,
+        subscribers: Vec<Sender<Event>>,
+    ) -> Runtime {
+        let last_wall = clock.now();
+        let last_mono = clock.elapsed();
+        Runtime {
+            core,
+            clock,
+            rx,
+            pool,
+            workers,
+            journal,
+            listeners,
+            subscribers,
+            runs: Vec::new(),
+            waiters: HashMap::new(),
+            executing: 0,
+            started: false,
+            last_wall,
+            last_mono,
+            actions: Vec::new(),
+            tasks: Vec::new(),
+            shutdown: None,
+        }
+    }
+
+    /// The scheduler thread's body.
+    pub(crate) fn run(mut self) -> Result<(), SchedulerError> {
+        let result = loop {
+            let now = self.observe_clock();
+            if let Some((deadline, _)) = &self.shutdown {
+                if self.executing == 0 {
+                    break Ok(());
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    for side in self.runs.iter().flatten() {
+                        side.token.cancel();
+                    }
+                    tracing::warn!(
+                        running = self.executing,
+                        "shutdown grace period over; runs told to stop"
+                    );
+                    break Err(SchedulerError::ShutdownTimedOut {
+                        running: self.executing,
+                    });
+                }
+                match self.rx.recv_timeout(left) {
+                    Ok(msg) => self.handle(msg, now),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break Ok(()),
+                }
+                continue;
+            }
+            if self.started {
+                self.core.poll(now, &mut self.actions);
+                self.apply(now);
+            }
+            let next = if self.started {
+                self.core.next_wake()
+            } else {
+                None
+            };
+            let msg = match self.clock.park_for(now, next) {
+                Some(d) if d.is_zero() => continue,
+                Some(d) => match self.rx.recv_timeout(d) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => break Ok(()),
+                },
+                None => match self.rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break Ok(()),
+                },
+            };
+            let now = self.clock.now();
+            self.handle(msg, now);
+            // Drain whatever else is waiting before looking at the queue again, so
+            // a burst of completions costs one wake.
+            while let Ok(m) = self.rx.try_recv() {
+                self.handle(m, now);
+            }
+        };
+        let (_, shutdown_reply) = self.shutdown.take().unwrap_or((Instant::now(), None));
+        self.pool.close();
+        let clean = result.is_ok();
+        if clean {
+            for w in self.workers.drain(..) {
+                if let Err(p) = w.join() {
+                    tracing::error!(message = %crate::pool::panic_message(&*p), "a worker thread panicked");
+                }
+            }
+        }
+        // Runs still executing after a timed-out shutdown keep their workers; the
+        // handles are dropped (detached) and the workers exit when they finish.
+        let outcome = match &result {
+            Ok(()) => Ok(()),
+            Err(SchedulerError::ShutdownTimedOut { running }) => {
+                Err(SchedulerError::ShutdownTimedOut { running: *running })
+            }
+            Err(_) => Err(SchedulerError::ShutDown),
+        };
+        reply(shutdown_reply, outcome);
+        result
+    }
+
+    /// Reads both clocks; tells the core when the wall clock jumped.
+    fn observe_clock(&mut self) -> Timestamp {
+        let wall = self.clock.now();
+        let mono = self.clock.elapsed();
+        let wall_d = wall.duration_since(self.last_wall);
+        let mono_d = SignedDuration::try_from(mono.saturating_sub(self.last_mono))
+            .unwrap_or(SignedDuration::MAX);
+        let delta = wall_d.checked_sub(mono_d).unwrap_or(SignedDuration::ZERO);
+        if delta.abs() > JUMP_TOLERANCE {
+            tracing::warn!(
+                jump = %delta,
+                wall = %wall,
+                "wall clock jumped relative to elapsed time; re-planning"
+            );
+            self.core.clock_jumped(wall, delta);
+        }
+        self.last_wall = wall;
+        self.last_mono = mono;
+        wall
+    }
+
+    fn handle(&mut self, msg: Msg, now: Timestamp) {
+        let closing = self.shutdown.is_some();
+        match msg {
+            Msg::Done {
+                run,
+                attempt,
+                result,
+            } => {
+                self.executing = self.executing.saturating_sub(1);
+                if let Some(slot) = self.runs.get_mut(run.index())
+                    && slot.as_ref().is_some_and(|s| s.run == run)
+                {
+                    *slot = None;
+                }
+                if let Err(e) = self
+                    .core
+                    .finish(now, run, attempt, result, &mut self.actions)
+                {
+                    tracing::debug!(error = %e, "ignored a late attempt report");
+                }
+                self.apply(now);
+            }
+            Msg::Add { reply: r, .. }
+            | Msg::Cancel { reply: r, .. }
+            | Msg::Hold { reply: r, .. }
+            | Msg::Reschedule { reply: r, .. }
+            | Msg::Release { reply: r, .. }
+            | Msg::Start { reply: r }
+                if closing =>
+            {
+                reply(r, Err(SchedulerError::ShutDown));
+            }
+            Msg::RunNow { reply, .. } if closing => {
+                let _ = reply.send(Err(SchedulerError::ShutDown));
+            }
+            Msg::Add {
+                id,
+                spec,
+                handler,
+                restored,
+                at,
+                reply: r,
+            } => {
+                let is_new = restored.is_none();
+                let res = self
+                    .core
+                    .add(at, id, spec, restored, handler)
+                    .map_err(SchedulerError::from);
+                if let Err(e) = &res {
+                    tracing::error!(job = %id, error = %e, "job not added");
+                } else if is_new
+                    && let Some(snap) = self.core.snapshot(id)
+                    && let Err(e) = self.journal.job_added(&snap)
+                {
+                    tracing::error!(job = %id, error = %e, "journal: job_added failed");
+                }
+                reply(r, res);
+            }
+            Msg::Cancel { id, reply: r } => {
+                let res = self
+                    .core
+                    .cancel(now, id, &mut self.actions)
+                    .map_err(SchedulerError::from);
+                self.apply(now);
+                reply(r, res);
+            }
+            Msg::Hold { id, op, reply: r } => {
+                let res = match op {
+                    HoldOp::Pause => self.core.pause(id),
+                    HoldOp::Resume => self.core.resume(id),
+                    HoldOp::Block => self.core.block(id),
+                    HoldOp::Unblock => self.core.unblock(id),
+                }
+                .map_err(SchedulerError::from);
+                if res.is_ok() {
+                    self.journal_changed(id);
+                }
+                reply(r, res);
+            }
+            Msg::Reschedule {
+                id,
+                trigger,
+                at,
+                reply: r,
+            } => {
+                let res = self
+                    .core
+                    .reschedule(at, id, trigger, &mut self.actions)
+                    .map_err(SchedulerError::from);
+                if res.is_ok() {
+                    self.journal_changed(id);
+                }
+                self.apply(now);
+                reply(r, res);
+            }
+            Msg::Release {
+                id,
+                scheduled_at,
+                reply: r,
+            } => {
+                let res = self
+                    .core
+                    .release(now, id, scheduled_at, &mut self.actions)
+                    .map_err(SchedulerError::from);
+                self.apply(now);
+                reply(r, res);
+            }
+            Msg::RunNow { id, reply } => match self.core.run_now(now, id, &mut self.actions) {
+                Ok(run) => {
+                    self.waiters.insert(run, reply);
+                    self.apply(now);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
+            Msg::Get { id, reply } => {
+                let _ = reply.send(self.core.snapshot(id));
+            }
+            Msg::List { filter, reply } => {
+                let _ = reply.send(self.core.snapshots(filter));
+            }
+            Msg::Subscribe(tx) => self.subscribers.push(tx),
+            Msg::Listen(l) => self.listeners.push(l),
+            Msg::Start { reply: r } => {
+                let res = if self.started {
+                    Err(SchedulerError::AlreadyStarted)
+                } else {
+                    self.started = true;
+                    Ok(())
+                };
+                reply(r, res);
+            }
+            Msg::Wake => {}
+            Msg::Shutdown { grace, reply: r } => {
+                self.started = false;
+                let deadline = Instant::now()
+                    .checked_add(grace)
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+                self.shutdown = Some((deadline, r));
+            }
+        }
+    }
+
+    fn journal_changed(&mut self, id: JobId) {
+        if let Some(snap) = self.core.snapshot(id)
+            && let Err(e) = self.journal.job_changed(&snap)
+        {
+            tracing::error!(job = %id, error = %e, "journal: job_changed failed");
+        }
+    }
+
+    /// Carries out the core's actions (and those they cause) and hands the new
+    /// attempts to the pool in one batch.
+    fn apply(&mut self, now: Timestamp) {
+        while !self.actions.is_empty() {
+            let actions = std::mem::take(&mut self.actions);
+            for a in actions {
+                match a {
+                    Action::Start(s) => self.start(now, s),
+                    Action::Cancel { run, reason } => {
+                        if let Some(Some(side)) = self.runs.get(run.index())
+                            && side.run == run
+                        {
+                            if reason == CancelReason::Timeout {
+                                tracing::warn!(%run, "attempt timed out; told to stop");
+                            }
+                            side.token.cancel();
+                        }
+                    }
+                    Action::Event(e) => self.event(e),
+                    _ => {}
+                }
+            }
+        }
+        if let Err(rejected) = self.pool.push_all(&mut self.tasks) {
+            // The pool only closes after this thread stops; nothing to run them on.
+            tracing::error!(
+                count = rejected.len(),
+                "worker pool closed; attempts dropped"
+            );
+        }
+    }
+
+    fn start(&mut self, now: Timestamp, s: StartRun<Handler>) {
+        if s.attempt == 1
+            && let Err(e) = self
+                .journal
+                .occurrence_fired(s.job, s.scheduled_at, s.watermark)
+        {
+            let msg = format!("journal refused the occurrence: {e}");
+            tracing::error!(job = %s.job, scheduled_at = %s.scheduled_at, error = %e, "journal: occurrence_fired failed; attempt not started");
+            let _ = self.core.finish(
+                now,
+                s.run,
+                s.attempt,
+                AttemptResult::Failed(msg),
+                &mut self.actions,
+            );
+            return;
+        }
+        if let Err(e) = self
+            .journal
+            .attempt_started(s.job, s.scheduled_at, s.attempt)
+        {
+            tracing::error!(job = %s.job, error = %e, "journal: attempt_started failed");
+        }
+        let token = CancellationToken::new();
+        let idx = s.run.index();
+        if self.runs.len() <= idx {
+            self.runs.resize_with(idx + 1, || None);
+        }
+        self.runs[idx] = Some(RunSide {
+            run: s.run,
+            token: token.clone(),
+        });
+        self.executing += 1;
+        self.event(Event::RunStarted {
+            job: s.job,
+            scheduled_at: s.scheduled_at,
+            attempt: s.attempt,
+        });
+        let ctx = RunContext {
+            job: s.job,
+            run: s.run,
+            scheduled_at: s.scheduled_at,
+            attempt: s.attempt,
+            deadline: s.deadline,
+            token,
+        };
+        self.tasks.push(Task::Run {
+            handler: s.payload,
+            ctx,
+        });
+    }
+
+    fn event(&mut self, e: Event) {
+        let j = &mut self.journal;
+        let res = match &e {
+            Event::RunSucceeded(r)
+            | Event::RunFailed(r)
+            | Event::RunTimedOut(r)
+            | Event::RunCancelled(r) => {
+                match r.outcome {
+                    myrmex_core::Outcome::Succeeded => {}
+                    _ => tracing::error!(
+                        job = %r.job,
+                        scheduled_at = %r.scheduled_at,
+                        attempts = r.attempts,
+                        outcome = ?r.outcome,
+                        error = r.error.as_deref().unwrap_or(""),
+                        "run failed"
+                    ),
+                }
+                if let Some(w) = self.waiters.remove(&r.run) {
+                    let _ = w.send(Ok(r.clone()));
+                }
+                j.run_finished(r)
+            }
+            Event::RunRetrying {
+                job,
+                scheduled_at,
+                failed_attempt,
+                outcome,
+                error,
+                retry_at,
+            } => {
+                tracing::warn!(job = %job, scheduled_at = %scheduled_at, attempt = failed_attempt, outcome = ?outcome, error = error.as_deref().unwrap_or(""), retry_at = %retry_at, "attempt failed; will retry");
+                j.attempt_failed(
+                    *job,
+                    *scheduled_at,
+                    *failed_attempt,
+                    *outcome,
+                    error.as_deref(),
+                    *retry_at,
+                )
+            }
+            Event::Missed {
+                job,
+                first,
+                last,
+                count,
+            } => {
+                tracing::warn!(job = %job, first = %first, last = %last, count, "occurrences missed");
+                j.occurrences_missed(*job, *first, *last, *count)
+            }
+            Event::Skipped {
+                job,
+                scheduled_at,
+                reason,
+            } => {
+                tracing::info!(job = %job, scheduled_at = %scheduled_at, reason = ?reason, "occurrence skipped");
+                j.occurrence_skipped(*job, *scheduled_at, *reason)
+            }
+            Event::JobFinished { job, status } => j.job_removed(*job, *status),
+            Event::JobCancelled { job } => j.job_removed(*job, JobStatus::Cancelled),
+            _ => Ok(()),
+        };
+        if let Err(err) = res {
+            tracing::error!(job = %e.job(), error = %err, "journal call failed");
+        }
+        for l in &mut self.listeners {
+            l(&e);
+        }
+        if !self.subscribers.is_empty() {
+            self.subscribers.retain(|s| s.send(e.clone()).is_ok());
+        }
+    }
+}
