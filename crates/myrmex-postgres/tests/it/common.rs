@@ -1,5 +1,6 @@
 //! Shared set-up: a fresh schema per test, or a clear skip.
 
+use std::io::Write;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -39,7 +40,10 @@ impl Drop for TestDb {
 /// is configured.
 pub fn db(test: &str) -> Option<TestDb> {
     let Ok(url) = std::env::var(URL_VAR) else {
-        eprintln!(
+        // Written to the process's stderr directly: the test harness captures
+        // `eprintln!`, and a skip must be visible in a passing run.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED {test}: {URL_VAR} is not set. Point it at a PostgreSQL database \
              (e.g. postgres://postgres@127.0.0.1:5432/myrmex_test) or run `source .ci/postgres.sh`."
         );

@@ -74,7 +74,9 @@ fn an_edit_between_read_and_materialize_fails_the_cas() {
     let seen = a.watermark(job).unwrap().unwrap();
     c.edit_trigger(job, &Trigger::every(SignedDuration::from_secs(5)))
         .unwrap();
-    let r = a.materialize_job_from(job, seen, Duration::from_secs(10)).unwrap();
+    let r = a
+        .materialize_job_from(job, seen, Duration::from_secs(10))
+        .unwrap();
     assert_eq!((r.cas_failures, r.inserted), (1, 0));
     assert_eq!(count(&mut a, "SELECT count(*) FROM sched_run"), 0);
 }
