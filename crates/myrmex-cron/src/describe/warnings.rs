@@ -279,65 +279,16 @@ impl Cron {
     }
 
     /// Whether the local date matches the day, month and year fields (the
-    /// dialect's rules, including `L`, `W`, `#` and the OR rule).
+    /// engine's own day rules: `L`, `W`, `#` and the OR rule).
     fn civil_day_matches(&self, date: Date) -> bool {
-        let (y, m, d) = (date.year(), date.month(), date.day());
-        if self.months & (1 << m) == 0 {
-            return false;
-        }
-        if let Some(years) = self.years {
-            let Some(i) = usize::try_from(i32::from(y) - 1970)
-                .ok()
-                .filter(|&i| i < 230)
-            else {
-                return false;
-            };
-            if years.0[i / 64] & (1u64 << (i % 64)) == 0 {
-                return false;
-            }
-        }
-        let last = date.days_in_month();
-        let wd = date.weekday().to_sunday_zero_offset();
-        let weekday_of = |day: i8| (wd as i32 + i32::from(day) - i32::from(d)).rem_euclid(7);
-        let is_weekday = |day: i8| (1..=5).contains(&weekday_of(day));
-
-        let mut dom = self.days_of_month & (1 << d) != 0;
-        let back = last - d;
-        dom |= self.dom_last_offsets & (1 << back) != 0;
-        if self.dom_last_weekday {
-            let lw = (1..=last).rev().find(|&x| is_weekday(x)).unwrap_or(last);
-            dom |= lw == d;
-        }
-        for n in 1..=31i8 {
-            if self.dom_nearest_weekday & (1 << n) != 0
-                && n <= last
-                && nearest_weekday(n, last, weekday_of(n)) == d
-            {
-                dom = true;
-            }
-        }
-        let mut dow = self.days_of_week & (1 << wd) != 0;
-        dow |= self.dow_last & (1 << wd) != 0 && d + 7 > last;
-        let k = (d - 1) / 7 + 1;
-        dow |= self.dow_nth & (1u64 << (wd as u32 * 5 + k as u32 - 1)) != 0;
-
-        if self.dom_restricted && self.dow_restricted {
-            dom || dow
-        } else {
-            dom && dow
-        }
-    }
-}
-
-/// The weekday nearest day `n` of a month of `last` days, `wd` being day `n`'s
-/// weekday (0 = Sunday), never leaving the month.
-fn nearest_weekday(n: i8, last: i8, wd: i32) -> i8 {
-    match wd {
-        6 if n > 1 => n - 1,
-        6 => n + 2,
-        0 if n < last => n + 1,
-        0 => n - 2,
-        _ => n,
+        let (y, m, d) = (
+            i32::from(date.year()),
+            u32::from(date.month().unsigned_abs()),
+            date.day(),
+        );
+        self.months & (1 << m) != 0
+            && self.years.is_none_or(|years| years.contains(y))
+            && self.month_mask(y, m) & (1u64 << d) != 0
     }
 }
 
@@ -367,20 +318,4 @@ fn next_boundary(t: DateTime, b: Boundary) -> Option<DateTime> {
             .checked_add(1.minute()),
     };
     floor.ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::nearest_weekday;
-
-    #[test]
-    fn nearest_weekday_rules() {
-        // Saturday the 1st: Monday the 3rd; Saturday the 15th: Friday the 14th.
-        assert_eq!(nearest_weekday(1, 30, 6), 3);
-        assert_eq!(nearest_weekday(15, 30, 6), 14);
-        // Sunday the 30th of a 30-day month: Friday the 28th; Sunday the 15th: Monday.
-        assert_eq!(nearest_weekday(30, 30, 0), 28);
-        assert_eq!(nearest_weekday(15, 30, 0), 16);
-        assert_eq!(nearest_weekday(15, 30, 3), 15);
-    }
 }
