@@ -54,7 +54,7 @@ pub enum CronCommand {
 #[derive(Debug, Args)]
 pub struct Common {
     /// The cron expression (quote it), e.g. "30 2 * * *" or @daily.
-    #[arg(value_name = "EXPR")]
+    #[arg(value_name = "EXPR", allow_hyphen_values = true)]
     expr: String,
     /// IANA time zone name, e.g. America/New_York or UTC (default: the system's zone).
     #[arg(long, value_name = "ZONE")]

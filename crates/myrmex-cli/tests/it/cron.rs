@@ -262,6 +262,23 @@ fn invalid_expression_points_at_the_field() {
         &["next", "0 60 * * *", "--tz", "UTC"],
         "error: invalid hour \"60\": must be 0-23 (field 2, column 3)\n  0 60 * * *\n    ^^\n",
     );
+    // An expression that starts like a flag is still an expression.
+    let o = cron("UTC", &["next", "-5 * * * *", "--tz", "UTC"]);
+    assert_eq!((stdout(&o), o.status.code()), ("", Some(2)));
+    let err: Vec<&str> = stderr(&o).lines().collect();
+    assert!(
+        err[0].starts_with("error: invalid minute \"-5\""),
+        "{err:?}"
+    );
+    assert_eq!(err[1..], ["  -5 * * * *", "  ^^"]);
+    // Blanks around the expression are kept so the caret stays under the text.
+    let o = cron("UTC", &["next", "  0 0 1 * MON#6 "]);
+    let err: Vec<&str> = stderr(&o).lines().collect();
+    assert!(
+        err[0].starts_with("error: invalid day-of-week \"MON#6\""),
+        "{err:?}"
+    );
+    assert_eq!(err[1..], ["    0 0 1 * MON#6 ", "            ^^^^^"]);
     let o = cron("UTC", &["explain", "0 0 30 2 *", "--json"]);
     assert_eq!((stdout(&o), o.status.code()), ("", Some(2)));
     assert!(stderr(&o).contains("never"), "{}", stderr(&o));
