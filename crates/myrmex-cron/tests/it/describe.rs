@@ -470,3 +470,109 @@ fn warning_dst_skip_policy_and_other_zones() {
         ]
     );
 }
+
+/// Equal descriptions must mean equal schedules: expressions built from small
+/// vocabularies are grouped by description, and every group must agree on its
+/// fire times (compared over the next `n` fire times from a few instants, in UTC).
+#[track_caller]
+fn check_unambiguous(exprs: &[String], n: usize) {
+    use std::collections::BTreeMap;
+    let mut groups: BTreeMap<String, Vec<(&str, Cron)>> = BTreeMap::new();
+    for e in exprs {
+        if let Ok(c) = Cron::parse(e) {
+            groups.entry(c.describe()).or_default().push((e, c));
+        }
+    }
+    let starts = [ts("2026-01-01T00:00:00Z"), ts("2027-06-15T13:07:00Z")];
+    let fire_times = |c: &Cron| -> Vec<Timestamp> {
+        let mut out = Vec::new();
+        for &s in &starts {
+            let mut t = s;
+            for _ in 0..n {
+                match c.next_timestamp_after(t, &TimeZone::UTC) {
+                    Some(next) => {
+                        out.push(next);
+                        t = next;
+                    }
+                    None => break,
+                }
+            }
+        }
+        out
+    };
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (description, members) in &groups {
+        let (first_expr, first) = &members[0];
+        let want = fire_times(first);
+        for (expr, c) in &members[1..] {
+            compared += usize::from(c != first);
+            if c != first && fire_times(c) != want {
+                failures.push(format!(
+                    "{first_expr:?} and {expr:?} are both {description:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} ambiguous:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        compared > 0,
+        "no two distinct schedules shared a description"
+    );
+}
+
+#[test]
+fn descriptions_are_unambiguous_time_fields() {
+    let secs = ["0", "30", "*/20", "0,30", "*", "10-12"];
+    let mins = [
+        "0", "30", "*/15", "0,30", "*/30", "5/15", "0-10", "*", "*/7", "1,2,4",
+    ];
+    let hours = [
+        "0",
+        "12",
+        "*/6",
+        "0,12",
+        "9-17",
+        "22-2",
+        "*",
+        "0-23",
+        "*/2",
+        "1/2",
+        "9-17/2",
+        "1,2,4,5,7,8",
+    ];
+    let mut exprs = Vec::new();
+    for s in secs {
+        for m in mins {
+            for h in hours {
+                exprs.push(format!("{s} {m} {h} * * *"));
+            }
+        }
+    }
+    check_unambiguous(&exprs, 40);
+}
+
+#[test]
+fn descriptions_are_unambiguous_day_fields() {
+    let doms = [
+        "*", "1", "L", "1,15", "*/2", "15W", "LW", "L-1", "?", "1-7", "31", "1W",
+    ];
+    let months = ["*", "1", "JAN-MAR", "*/3", "NOV-FEB", "2"];
+    let dows = [
+        "*", "1", "1-5", "5L", "MON#2", "*/2", "0,6", "?", "0-6", "FRI-MON", "1#1,1#3",
+    ];
+    let mut exprs = Vec::new();
+    for d in doms {
+        for m in months {
+            for w in dows {
+                exprs.push(format!("0 0 {d} {m} {w}"));
+            }
+        }
+    }
+    check_unambiguous(&exprs, 30);
+}
