@@ -2,6 +2,8 @@
 
 mod describe;
 mod display;
+mod dst;
+mod engine;
 mod errors;
 mod parse;
 mod reference;

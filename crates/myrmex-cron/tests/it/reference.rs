@@ -130,10 +130,7 @@ impl Spec {
     }
 
     fn starts_with_star(items: &[Item]) -> bool {
-        matches!(
-            items[0],
-            Item::Star | Item::Question | Item::StarStep(_)
-        )
+        matches!(items[0], Item::Star | Item::Question | Item::StarStep(_))
     }
 
     fn fixed_time(&self) -> bool {
@@ -398,16 +395,18 @@ fn spec(year: i32) -> impl Strategy<Value = Spec> {
         proptest::option::of(proptest::collection::vec(year_items, 1..=2)),
         any::<bool>(),
     )
-        .prop_map(|(second, minute, hour, dom, month, dow, year, names)| Spec {
-            year: if second.is_some() { year } else { None },
-            second,
-            minute,
-            hour,
-            dom,
-            month,
-            dow,
-            names,
-        })
+        .prop_map(
+            |(second, minute, hour, dom, month, dow, year, names)| Spec {
+                year: if second.is_some() { year } else { None },
+                second,
+                minute,
+                hour,
+                dom,
+                month,
+                dow,
+                names,
+            },
+        )
 }
 
 pub(crate) const ZONES: [&str; 10] = [
@@ -443,10 +442,7 @@ fn zone_and_center() -> impl Strategy<Value = (&'static str, Timestamp)> {
                 0 => base,
                 // Apia's skipped day.
                 1 if zone == "Pacific/Apia" => "2011-12-30T10:00:00Z".parse().unwrap(),
-                _ => tz
-                    .following(base)
-                    .next()
-                    .map_or(base, |t| t.timestamp()),
+                _ => tz.following(base).next().map_or(base, |t| t.timestamp()),
             };
             (zone, center)
         })
@@ -461,7 +457,11 @@ fn compare(spec: &Spec, policy: DstPolicy, zone: &str, center: Timestamp, probes
         Err(e) => panic!("{text:?} should parse: {e}"),
     };
     let tz = TimeZone::get(zone).unwrap();
-    let half: i64 = if spec.second.is_some() { 2 * 3600 } else { 30 * 3600 };
+    let half: i64 = if spec.second.is_some() {
+        2 * 3600
+    } else {
+        30 * 3600
+    };
     let (lo, hi) = (center - half.seconds(), center + half.seconds());
     // The civil times that can map into [lo, hi]: bounded by the offsets there.
     let mut offsets = vec![tz.to_offset(lo), tz.to_offset(hi)];
@@ -472,11 +472,8 @@ fn compare(spec: &Spec, policy: DstPolicy, zone: &str, center: Timestamp, probes
     );
     let min_off = offsets.iter().min().unwrap().seconds();
     let max_off = offsets.iter().max().unwrap().seconds();
-    let civil = |t: Timestamp, off: i32| {
-        jiff::tz::Offset::from_seconds(off)
-            .unwrap()
-            .to_datetime(t)
-    };
+    let civil =
+        |t: Timestamp, off: i32| jiff::tz::Offset::from_seconds(off).unwrap().to_datetime(t);
     let from = civil(lo, min_off) - 1.second();
     let to = civil(hi, max_off) + 1.second();
     let all = fires(spec, policy, &tz, from, to);
