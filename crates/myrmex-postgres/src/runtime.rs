@@ -78,6 +78,8 @@ fn hostname() -> String {
 #[derive(Debug)]
 struct Lease {
     trusted_until: Mutex<Instant>,
+    /// When the last renewal (or the claim) was sent.
+    renewed_at: Mutex<Instant>,
     lost: AtomicBool,
 }
 
@@ -381,6 +383,7 @@ fn scheduler_loop(
                         let margin = cfg.trust_margin.min(run.lease_ttl / 4);
                         let lease = Arc::new(Lease {
                             trusted_until: Mutex::new(run.claimed_at + run.lease_ttl - margin),
+                            renewed_at: Mutex::new(run.claimed_at),
                             lost: AtomicBool::new(false),
                         });
                         lock(&shared.inflight)
@@ -500,12 +503,6 @@ fn heartbeat_loop(shared: &Shared) {
             }
             workers_gone_at.get_or_insert_with(Instant::now);
         }
-        let period = snapshot
-            .iter()
-            .map(|(_, _, ttl, _)| *ttl / 3)
-            .min()
-            .unwrap_or(cfg.heartbeat)
-            .min(cfg.heartbeat);
         let started = Instant::now();
         if let Some(store) = session.get() {
             if !registered {
@@ -520,6 +517,7 @@ fn heartbeat_loop(shared: &Shared) {
                         if owned.contains(run) {
                             let margin = cfg.trust_margin.min(*ttl / 4);
                             *lock(&lease.trusted_until) = started + *ttl - margin;
+                            *lock(&lease.renewed_at) = started;
                         } else if !lease.lost.swap(true, Ordering::SeqCst) {
                             tracing::info!(
                                 run = run.0,
@@ -534,16 +532,22 @@ fn heartbeat_loop(shared: &Shared) {
                 }
             }
         }
-        let deadline = started + period;
-        while Instant::now() < deadline {
-            if shared.stop.load(Ordering::SeqCst) && lock(&shared.inflight).is_empty() {
+        // Sleep until the node heartbeat is due or any run (including ones claimed
+        // meanwhile) reaches a third of its lease since its last renewal.
+        let node_due = started + cfg.heartbeat;
+        loop {
+            let runs_due = lock(&shared.inflight)
+                .values()
+                .map(|(_, ttl, lease)| *lock(&lease.renewed_at) + *ttl / 3)
+                .min();
+            let due = runs_due.map_or(node_due, |d| d.min(node_due));
+            let now = Instant::now();
+            if now >= due
+                || (shared.stop.load(Ordering::SeqCst) && lock(&shared.inflight).is_empty())
+            {
                 break;
             }
-            std::thread::sleep(
-                deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(50)),
-            );
+            std::thread::sleep((due - now).min(Duration::from_millis(50)));
         }
     }
 }

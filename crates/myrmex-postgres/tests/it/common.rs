@@ -23,7 +23,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("MYRMEX_TEST_KEEP_SCHEMA").is_some() {
             eprintln!("keeping schema {} for inspection", self.options.schema);
             return;
         }
