@@ -122,6 +122,8 @@ pub(crate) struct Runtime {
     started: bool,
     last_wall: Timestamp,
     last_mono: Duration,
+    /// The latest wall time read; messages are handled at this time.
+    now: Timestamp,
     actions: Vec<Action<Handler>>,
     tasks: Vec<Task>,
     shutdown: Option<(Instant, Reply<()>)>,
@@ -165,6 +167,7 @@ impl Runtime {
             started: false,
             last_wall,
             last_mono,
+            now: last_wall,
             actions: Vec::new(),
             tasks: Vec::new(),
             shutdown: None,
@@ -193,7 +196,7 @@ impl Runtime {
                     });
                 }
                 match self.rx.recv_timeout(left) {
-                    Ok(msg) => self.handle(msg, now),
+                    Ok(msg) => self.handle(msg),
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => break Ok(()),
                 }
@@ -220,12 +223,12 @@ impl Runtime {
                     Err(_) => break Ok(()),
                 },
             };
-            let now = self.clock.now();
-            self.handle(msg, now);
+            self.observe_clock();
+            self.handle(msg);
             // Drain whatever else is waiting before looking at the queue again, so
             // a burst of completions costs one wake.
             while let Ok(m) = self.rx.try_recv() {
-                self.handle(m, now);
+                self.handle(m);
             }
         };
         let (_, shutdown_reply) = self.shutdown.take().unwrap_or((Instant::now(), None));
@@ -269,10 +272,12 @@ impl Runtime {
         }
         self.last_wall = wall;
         self.last_mono = mono;
+        self.now = wall;
         wall
     }
 
-    fn handle(&mut self, msg: Msg, now: Timestamp) {
+    fn handle(&mut self, msg: Msg) {
+        let now = self.now;
         let closing = self.shutdown.is_some();
         match msg {
             Msg::Done {
@@ -405,7 +410,16 @@ impl Runtime {
                 };
                 reply(r, res);
             }
-            Msg::Wake => {}
+            Msg::Wake => {
+                // Run what the clock change made due before any later message, so
+                // a caller that advances a manual clock and then asks something
+                // sees the result.
+                let now = self.observe_clock();
+                if self.started {
+                    self.core.poll(now, &mut self.actions);
+                    self.apply(now);
+                }
+            }
             Msg::Shutdown { grace, reply: r } => {
                 self.started = false;
                 let deadline = Instant::now()

@@ -382,3 +382,70 @@ fn specs_round_trip_through_json() {
         assert_eq!(fires(&back, now, 5), fires(&spec, now, 5), "{json}");
     }
 }
+
+#[test]
+fn cron_runs_in_the_jobs_zone_and_survives_dst() {
+    let ny = tz("America/New_York");
+    let now = "2026-03-07T00:00:00Z";
+    let fixed = resolved(myrmex_core::cron("30 2 * * *").unwrap(), now, &ny);
+    // Spring forward: 02:30 does not exist on 03-08; the fixed-time job runs once,
+    // right after the gap (03:00 EDT).
+    check(
+        &fixed,
+        now,
+        &[
+            "2026-03-07T07:30:00Z",
+            "2026-03-08T07:00:00Z",
+            "2026-03-09T06:30:00Z",
+        ],
+    );
+    let skip = TriggerSpec::Cron {
+        expr: myrmex_core::Cron::parse("30 2 * * *").unwrap(),
+        tz: Some(ny.clone()),
+        dst: myrmex_core::CronDstPolicy::Skip,
+    };
+    check(
+        &skip,
+        now,
+        &["2026-03-07T07:30:00Z", "2026-03-09T06:30:00Z"],
+    );
+    // Fall back: 01:30 happens twice; a fixed-time job runs once, a wildcard one
+    // at both instants.
+    let once = resolved(
+        myrmex_core::cron("30 1 * * *").unwrap(),
+        "2026-10-31T12:00:00Z",
+        &ny,
+    );
+    check(
+        &once,
+        "2026-10-31T12:00:00Z",
+        &["2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z"],
+    );
+    let wild = resolved(
+        myrmex_core::cron("30 * * * *").unwrap(),
+        "2026-11-01T04:00:00Z",
+        &ny,
+    );
+    check(
+        &wild,
+        "2026-11-01T04:00:00Z",
+        &[
+            "2026-11-01T04:30:00Z",
+            "2026-11-01T05:30:00Z",
+            "2026-11-01T06:30:00Z",
+        ],
+    );
+    // The scheduler's zone is used when the spec names none; a spec that names
+    // one keeps it.
+    let utc = resolved(
+        myrmex_core::cron("0 12 * * *").unwrap(),
+        now,
+        &TimeZone::UTC,
+    );
+    check(&utc, now, &["2026-03-07T12:00:00Z"]);
+    let json = serde_json::to_string(&fixed).unwrap();
+    assert!(json.contains("America/New_York"), "{json}");
+    let back: TriggerSpec = serde_json::from_str(&json).unwrap();
+    assert_eq!(fires(&back, now, 4), fires(&fixed, now, 4));
+    assert!(myrmex_core::cron("61 * * * *").is_err());
+}

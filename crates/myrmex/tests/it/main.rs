@@ -1,0 +1,9 @@
+//! Integration tests of the runtime, all on the manual clock: no sleeps; runs are
+//! awaited through the event channel.
+
+mod basics;
+mod clock;
+mod load;
+mod policies;
+mod shutdown;
+mod util;
