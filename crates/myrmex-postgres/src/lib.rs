@@ -34,12 +34,14 @@
 //! ```
 
 mod error;
+mod record_store;
 mod runtime;
 mod schema;
 mod store;
 mod types;
 
 pub use error::{Error, Result};
+pub use record_store::PgRecordStore;
 pub use runtime::{Handler, Node, NodeConfig, NodeStats, RunContext};
 pub use schema::SCHEMA_VERSION;
 pub use store::{

@@ -4,10 +4,11 @@
 use crate::error::{Error, Result, db};
 
 /// The newest schema version this build creates and understands.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE sched_node (
   node_id       text PRIMARY KEY,
   hostname      text NOT NULL,
@@ -105,7 +106,31 @@ CREATE TABLE sched_attempt (
   rescued_lease_expired_at timestamptz,
   PRIMARY KEY (run_id, attempt)
 );
-"];
+",
+    r"
+-- The myrmex-store `Store` trait's records (PgRecordStore).
+CREATE TABLE store_job (id text PRIMARY KEY, rec jsonb NOT NULL);
+CREATE TABLE store_run (
+  id           bigserial PRIMARY KEY,
+  job_id       text NOT NULL,
+  scheduled_at timestamptz NOT NULL,
+  stage        text NOT NULL,
+  state        text NOT NULL,
+  available_at timestamptz NOT NULL,
+  claimable    boolean NOT NULL,
+  terminal     boolean NOT NULL,
+  rec          jsonb NOT NULL,
+  CONSTRAINT store_run_occurrence UNIQUE (job_id, scheduled_at, stage)
+);
+CREATE INDEX store_run_claim ON store_run (available_at, id) WHERE claimable;
+CREATE INDEX store_run_state ON store_run (state);
+CREATE TABLE store_dep (upstream bigint NOT NULL, run_id bigint NOT NULL, rec jsonb NOT NULL,
+  PRIMARY KEY (upstream, run_id));
+CREATE INDEX store_dep_run ON store_dep (run_id);
+CREATE TABLE store_attempt (run_id bigint NOT NULL, attempt bigint NOT NULL, rec jsonb NOT NULL,
+  PRIMARY KEY (run_id, attempt));
+",
+];
 
 /// Checks the schema quoting rules: a plain lowercase identifier, so it can be
 /// spliced into `SET search_path` and `CREATE SCHEMA` without quoting surprises.

@@ -4,6 +4,7 @@
 
 mod chaos;
 mod common;
+mod conformance;
 mod dst;
 mod misfire;
 mod pipeline;
