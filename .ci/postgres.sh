@@ -47,7 +47,7 @@ __myrmex_pg_port_free() {
 
 myrmex_pg_stop() {
   if [ -n "${MYRMEX_PG_DIR:-}" ] && [ -d "${MYRMEX_PG_DIR}" ]; then
-    ${MYRMEX_PG_RUNAS:-} "${MYRMEX_PG_BINDIR}/pg_ctl" -D "${MYRMEX_PG_DIR}/data" -m immediate stop >/dev/null 2>&1 || true
+    __myrmex_pg_as "${MYRMEX_PG_BINDIR}/pg_ctl" -D "${MYRMEX_PG_DIR}/data" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "${MYRMEX_PG_DIR}"
   fi
   MYRMEX_PG_DIR=""
@@ -91,11 +91,14 @@ __myrmex_pg_setup() {
     fi
   fi
 
-  MYRMEX_PG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/myrmex-pg.XXXXXX")" || return 1
+  # As root the server user must reach the dir: use /tmp, not a private $TMPDIR.
+  local base="${TMPDIR:-/tmp}"
+  [ -n "$user" ] && base=/tmp
+  MYRMEX_PG_DIR="$(mktemp -d "$base/myrmex-pg.XXXXXX")" || return 1
   chmod 755 "$MYRMEX_PG_DIR"
   [ -n "$user" ] && chown "$user" "$MYRMEX_PG_DIR"
 
-  if ! $MYRMEX_PG_RUNAS "$bindir/initdb" -D "$MYRMEX_PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C \
+  if ! __myrmex_pg_as "$bindir/initdb" -D "$MYRMEX_PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C \
     --no-sync >"$MYRMEX_PG_DIR/initdb.log" 2>&1; then
     __myrmex_pg_log "initdb failed:"
     cat "$MYRMEX_PG_DIR/initdb.log" >&2
@@ -106,7 +109,7 @@ __myrmex_pg_setup() {
   for try in 1 2 3 4 5 6 7 8; do
     port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
     __myrmex_pg_port_free "$port" || continue
-    if $MYRMEX_PG_RUNAS "$bindir/pg_ctl" -D "$MYRMEX_PG_DIR/data" -l "$MYRMEX_PG_DIR/server.log" -w -t 60 \
+    if __myrmex_pg_as "$bindir/pg_ctl" -D "$MYRMEX_PG_DIR/data" -l "$MYRMEX_PG_DIR/server.log" -w -t 60 \
       -o "-c listen_addresses=127.0.0.1 -p $port -k $MYRMEX_PG_DIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
       start >/dev/null 2>&1; then
       started=1
@@ -125,6 +128,12 @@ __myrmex_pg_setup() {
   fi
   export MYRMEX_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/myrmex_test"
   __myrmex_pg_log "$("$bindir/postgres" --version) on 127.0.0.1:$port; MYRMEX_TEST_POSTGRES_URL=$MYRMEX_TEST_POSTGRES_URL"
+}
+
+# Runs a server command as the server user, from a directory it can read (the
+# caller's cwd may be private to root).
+__myrmex_pg_as() {
+  (cd "${MYRMEX_PG_DIR:-/tmp}" 2>/dev/null || cd /; ${MYRMEX_PG_RUNAS:-} "$@")
 }
 
 __myrmex_pg_su() {
