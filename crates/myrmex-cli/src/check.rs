@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use crate::config::{AtSpec, Config, JobConfig, RecurrenceUnit, ScheduleSpec};
+use jiff::Timestamp;
+
+use crate::config::{AtSpec, Config, JobConfig, RecurrenceUnit, ScheduleSpec, Zone};
 use crate::exit_codes;
 
 /// Validates `path` and prints every job and pipeline with its schedule and its next
@@ -15,13 +17,13 @@ pub fn run(path: &Path, count: usize) -> u8 {
             return exit_codes::INVALID_INPUT;
         }
     };
-    print!("{}", report(&config, count));
+    print!("{}", report(&config, count, Timestamp::now()));
     exit_codes::OK
 }
 
-/// The text `check` prints for a valid config.
-pub fn report(config: &Config, count: usize) -> String {
-    let _ = count;
+/// The text `check` prints for a valid config: every job and pipeline with its
+/// schedule in English and its next `count` fire times after `now`.
+pub fn report(config: &Config, count: usize, now: Timestamp) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "{}: ok, {} job{}, {} pipeline{}; zone {}, store {}\n",
@@ -35,7 +37,7 @@ pub fn report(config: &Config, count: usize) -> String {
     ));
     for job in &config.jobs {
         out.push('\n');
-        out.push_str(&job_report(config, job));
+        out.push_str(&job_report(config, job, count, now));
     }
     for p in &config.pipelines {
         out.push('\n');
@@ -48,17 +50,19 @@ pub fn report(config: &Config, count: usize) -> String {
             "  schedule: {}\n",
             describe_schedule(p.schedule.as_ref(), &zone.name)
         ));
+        out.push_str(&fires(p.schedule.as_ref(), zone, count, now));
     }
     out
 }
 
-fn job_report(config: &Config, job: &JobConfig) -> String {
+fn job_report(config: &Config, job: &JobConfig, count: usize, now: Timestamp) -> String {
     let zone = config.zone_of(job.zone.as_ref());
     let mut out = format!("job {}\n  command: {}\n", job.name, job.command);
     out.push_str(&format!(
         "  schedule: {}\n",
         describe_schedule(job.schedule.as_ref(), &zone.name)
     ));
+    out.push_str(&fires(job.schedule.as_ref(), zone, count, now));
     if !job.depends_on.is_empty() {
         let deps: Vec<&str> = job.depends_on.iter().map(|d| d.name.as_str()).collect();
         out.push_str(&format!("  depends on: {}\n", deps.join(", ")));
@@ -73,7 +77,9 @@ fn job_report(config: &Config, job: &JobConfig) -> String {
 pub fn describe_schedule(s: Option<&ScheduleSpec>, zone: &str) -> String {
     match s {
         None => "none (runs when triggered or when its dependencies finish)".to_string(),
-        Some(ScheduleSpec::Cron { expr, .. }) => format!("cron `{expr}` ({zone})"),
+        Some(ScheduleSpec::Cron { expr, cron }) => {
+            format!("{} (cron `{expr}`, {zone})", cron.describe())
+        }
         Some(ScheduleSpec::Every(d)) => format!("every {d:#}"),
         Some(ScheduleSpec::At(AtSpec::Instant(ts))) => format!("once at {ts}"),
         Some(ScheduleSpec::At(AtSpec::Civil(dt))) => format!("once at {dt} ({zone})"),
@@ -111,6 +117,24 @@ pub fn describe_schedule(s: Option<&ScheduleSpec>, zone: &str) -> String {
             s
         }
     }
+}
+
+/// The next fire times, one per line in the schedule's zone, or nothing for jobs
+/// without a schedule.
+fn fires(schedule: Option<&ScheduleSpec>, zone: &Zone, count: usize, now: Timestamp) -> String {
+    if schedule.is_none() || count == 0 {
+        return String::new();
+    }
+    let next = crate::plan::next_fires(schedule, zone, now, count);
+    if next.is_empty() {
+        return "  next: never (no fire time after now)\n".to_string();
+    }
+    let mut out = String::from("  next:\n");
+    for t in next {
+        let z = t.to_zoned(zone.tz.clone());
+        out.push_str(&format!("    {}\n", z.strftime("%Y-%m-%dT%H:%M:%S%:z %a")));
+    }
+    out
 }
 
 fn plural(n: usize) -> &'static str {

@@ -220,6 +220,7 @@ impl ControlServer {
     }
 
     /// The socket's path.
+    #[cfg(test)]
     pub fn socket(&self) -> &Path {
         &self.socket
     }

@@ -52,6 +52,7 @@ impl Diagnostic {
     }
 
     /// The 1-based line and column (in characters) where the problem starts.
+    #[cfg(test)]
     pub fn line_col(&self, src: &str) -> Option<(usize, usize)> {
         self.span.as_ref().map(|s| line_col(src, s.start))
     }

@@ -1,18 +1,16 @@
 //! The `myrmex` binary: argv, config file, signals, exit codes. Glue over the
 //! libraries; no scheduling logic lives here.
 
-// TEMPORARY: parts of the config and the runner are used only by `myrmex run`,
-// which lands with the `myrmex` Scheduler. Remove this then.
-#![allow(dead_code)]
-
 mod check;
 mod client;
 mod config;
 mod control;
 mod cron_cmd;
+mod daemon;
 mod diag;
 mod exit_codes;
 mod logging;
+mod plan;
 mod runner;
 
 use std::path::PathBuf;
@@ -32,6 +30,16 @@ enum Command {
     /// Work with cron expressions: next/prev fire times, explain.
     #[command(subcommand)]
     Cron(cron_cmd::CronCommand),
+    /// Run the daemon: fire the config's jobs until SIGTERM or SIGINT (SIGHUP reloads).
+    #[command(after_help = exit_codes::HELP)]
+    Run {
+        /// The config file.
+        #[arg(default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// How log lines on stderr look (the level comes from MYRMEX_LOG, default info).
+        #[arg(long, value_enum, default_value_t = logging::LogFormat::Human)]
+        log_format: logging::LogFormat,
+    },
     /// Validate a config file and print each job's schedule and next fire times.
     #[command(after_help = exit_codes::HELP)]
     Check {
@@ -66,6 +74,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Cron(cmd) => cron_cmd::run(cmd),
+        Command::Run { config, log_format } => {
+            logging::init(log_format);
+            daemon::run(&config)
+        }
         Command::Check { config, count } => check::run(&config, count),
         Command::Trigger(a) => client::send(&a.config, &control::Request::Trigger { job: a.job }),
         Command::Pause(a) => client::send(&a.config, &control::Request::Pause { job: a.job }),

@@ -89,6 +89,13 @@ pub struct RunOutput {
     /// From spawn to exit.
     pub duration: Duration,
     /// The last bytes of stdout (lossy UTF-8).
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "stored with the run once the state store is integrated"
+        )
+    )]
     pub stdout_tail: String,
     /// The last bytes of stderr (lossy UTF-8).
     pub stderr_tail: String,
@@ -120,14 +127,6 @@ impl Cancel {
         for w in st.waiters.drain(..) {
             let _ = w.send(Event::Cancelled);
         }
-    }
-
-    /// Whether [`Cancel::cancel`] was called.
-    pub fn is_cancelled(&self) -> bool {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .cancelled
     }
 
     /// Registers `tx` to be told about cancellation; false if already cancelled.

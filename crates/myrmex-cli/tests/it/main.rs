@@ -2,5 +2,5 @@
 
 mod check;
 mod cron;
-#[allow(dead_code, reason = "the daemon harness is used by the `run` tests, landing next")]
+mod daemon;
 mod util;

@@ -124,13 +124,6 @@ impl Daemon {
         }
     }
 
-    /// Waits for a log event whose `message` is `msg` and whose `job` is `job`.
-    pub fn wait_event(&mut self, msg: &str, job: &str) -> serde_json::Value {
-        self.wait_for(&format!("{msg:?} of {job}"), |v| {
-            v["message"] == msg && v["job"] == job
-        })
-    }
-
     /// Sends `sig` (e.g. `"TERM"`) to the daemon.
     pub fn signal(&self, sig: &str) {
         let st = Command::new("kill")
@@ -182,4 +175,13 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Checks `cond` every 20 ms until it holds; panics after [`DEADLINE`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

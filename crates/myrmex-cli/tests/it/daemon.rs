@@ -1,0 +1,233 @@
+//! `myrmex run` end to end: the real binary on the system clock, synchronized on
+//! its JSON log lines (never on a fixed sleep).
+
+use std::collections::BTreeSet;
+
+use crate::util::{Dir, stderr, stdout};
+
+fn is_run_finished(v: &serde_json::Value, job: &str) -> bool {
+    v["message"] == "run finished" && v["job"] == job
+}
+
+#[test]
+fn jobs_every_second_run_with_their_environment() {
+    let d = Dir::new();
+    d.write_config(
+        r#"
+[[job]]
+name = "tick"
+command = 'echo "$MYRMEX_JOB $MYRMEX_RUN_ID $MYRMEX_SCHEDULED_AT $MYRMEX_ATTEMPT $GREETING" >> ticks.txt'
+every = "1s"
+env = { GREETING = "hello" }
+"#,
+    );
+    let mut daemon = d.start();
+    for _ in 0..3 {
+        let v = daemon.wait_for("a tick", |v| is_run_finished(v, "tick"));
+        assert_eq!(v["outcome"], "exited with status 0", "{}", daemon.log());
+    }
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+    let ticks = std::fs::read_to_string(d.path().join("ticks.txt")).unwrap();
+    let lines: Vec<&str> = ticks.lines().collect();
+    assert!(lines.len() >= 3, "{ticks}");
+    let mut ids = BTreeSet::new();
+    for line in &lines {
+        let f: Vec<&str> = line.split(' ').collect();
+        assert_eq!(f.len(), 5, "{line}");
+        assert_eq!(f[0], "tick");
+        // The run id is the job and the nominal fire time, which is whole-second
+        // RFC 3339 in UTC.
+        assert_eq!(f[1], format!("tick@{}", f[2]), "{line}");
+        assert!(f[2].parse::<jiff::Timestamp>().is_ok(), "{line}");
+        assert!(f[2].ends_with(":00Z") || f[2].len() == 20, "{line}");
+        assert_eq!(f[3], "1");
+        assert_eq!(f[4], "hello");
+        ids.insert(f[1].to_string());
+    }
+    assert_eq!(ids.len(), lines.len(), "run ids repeat: {ticks}");
+}
+
+#[test]
+fn sigterm_waits_for_running_commands_then_stops_the_rest() {
+    let d = Dir::new();
+    d.write_config(
+        r#"
+[scheduler]
+shutdown_grace = "3s"
+kill_grace = "5s"
+
+[[job]]
+name = "short"
+command = "sleep 0.5; echo done > short.txt"
+every = "1s"
+
+[[job]]
+name = "long"
+# The background sleep is in the same process group: it must die too.
+command = "sleep 300 & echo $! > long.pid; wait"
+every = "1s"
+timeout = "1h"
+"#,
+    );
+    // Within the grace period the short job finishes; the long one is stopped.
+    let mut daemon = d.start();
+    daemon.wait_for("short started", |v| {
+        v["message"] == "run started" && v["job"] == "short"
+    });
+    daemon.wait_for("long started", |v| {
+        v["message"] == "run started" && v["job"] == "long"
+    });
+    daemon.signal("TERM");
+    let v = daemon.wait_for("short finished", |v| is_run_finished(v, "short"));
+    assert_eq!(v["outcome"], "exited with status 0", "{}", daemon.log());
+    let v = daemon.wait_for("long stopped", |v| is_run_finished(v, "long"));
+    assert_eq!(v["outcome"], "interrupted by shutdown", "{}", daemon.log());
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("short.txt")).unwrap(),
+        "done\n"
+    );
+    // The whole process group was stopped, the background sleep included (signals
+    // are delivered asynchronously, and init reaps the orphan when it gets to it).
+    let pid = std::fs::read_to_string(d.path().join("long.pid")).unwrap();
+    crate::util::wait_until(
+        "the background sleep to die",
+        || match std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        },
+    );
+}
+
+#[test]
+fn sighup_reload_adds_and_removes_jobs_and_refuses_a_broken_config() {
+    let d = Dir::new();
+    let config = |jobs: &str| format!("[scheduler]\nshutdown_grace = \"5s\"\n{jobs}");
+    d.write_config(&config(
+        "[[job]]\nname = \"a\"\ncommand = \"true\"\nevery = \"1s\"\n\n[[job]]\nname = \"keep\"\ncommand = \"true\"\nevery = \"1s\"\n",
+    ));
+    let mut daemon = d.start();
+    daemon.wait_for("a run of a", |v| is_run_finished(v, "a"));
+    d.write_config(&config(
+        "[[job]]\nname = \"b\"\ncommand = \"true\"\nevery = \"1s\"\n\n[[job]]\nname = \"keep\"\ncommand = \"true\"\nevery = \"1s\"\n",
+    ));
+    daemon.signal("HUP");
+    let v = daemon.wait_for("reloaded", |v| v["message"] == "config reloaded");
+    assert_eq!(
+        (&v["added"], &v["removed"], &v["changed"]),
+        (&1.into(), &1.into(), &0.into()),
+        "{v}"
+    );
+    daemon.wait_for("a run of b", |v| is_run_finished(v, "b"));
+    let started_after_reload = daemon.seen.len();
+
+    // A broken config is refused with its location; the running one stays.
+    d.write_config(&config(
+        "[[job]]\nname = \"c\"\ncommand = \"true\"\nevery = \"often\"\n",
+    ));
+    daemon.signal("HUP");
+    let v = daemon.wait_for("refusal", |v| {
+        v["message"] == "config refused; the running config stays"
+    });
+    let problems = v["problems"].as_str().unwrap();
+    assert!(problems.contains("myrmex.toml:6:9"), "{problems}");
+    daemon.wait_for("b still runs", |v| is_run_finished(v, "b"));
+    daemon.wait_for("keep still runs", |v| is_run_finished(v, "keep"));
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+    let a_after = daemon.seen[started_after_reload..]
+        .iter()
+        .filter(|v| v["message"] == "run started" && v["job"] == "a")
+        .count();
+    assert_eq!(a_after, 0, "a removed job ran again:\n{}", daemon.log());
+}
+
+#[test]
+fn trigger_pause_and_resume_act_on_the_running_daemon() {
+    let d = Dir::new();
+    d.write_config(
+        r#"
+[[job]]
+name = "manual"
+command = "echo manual $MYRMEX_RUN_ID"
+
+[[job]]
+name = "tick"
+command = "true"
+every = "1h"
+"#,
+    );
+    let mut daemon = d.start();
+    daemon.wait_for("start", |v| v["message"] == "daemon started");
+
+    let out = d.run(&["trigger", "manual"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("triggered `manual` (run manual@"),
+        "{}",
+        stdout(&out)
+    );
+    let v = daemon.wait_for("the triggered run", |v| is_run_finished(v, "manual"));
+    assert_eq!(v["outcome"], "exited with status 0");
+
+    let out = d.run(&["pause", "tick"]);
+    assert_eq!(
+        (out.status.code(), stdout(&out)),
+        (Some(0), "paused `tick`\n".into())
+    );
+    let out = d.run(&["resume", "tick"]);
+    assert_eq!(
+        (out.status.code(), stdout(&out)),
+        (Some(0), "resumed `tick`\n".into())
+    );
+
+    let out = d.run(&["trigger", "nope"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(stderr(&out), "error: unknown job `nope`\n");
+
+    // Only one daemon per state store.
+    let second = d.run(&["run"]);
+    assert_eq!(second.status.code(), Some(6), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("a daemon is already running"),
+        "{}",
+        stderr(&second)
+    );
+
+    daemon.signal("INT");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+}
+
+#[test]
+fn run_refuses_a_broken_config_and_touches_nothing() {
+    let d = Dir::new();
+    d.write_config(
+        r#"[scheduler]
+zone = "Europe/Pariss"
+
+[[job]]
+name = "x"
+command = "true"
+cron = "0 25 * * *"
+"#,
+    );
+    let out = d.run(&["run"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: unknown time zone `Europe/Pariss`"),
+        "{err}"
+    );
+    assert!(err.contains(" --> myrmex.toml:2:8\n"), "{err}");
+    assert!(err.contains(" --> myrmex.toml:7:11\n"), "{err}");
+    assert!(err.contains("help: use an IANA name"), "{err}");
+    let entries: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, vec!["myrmex.toml"], "state was created");
+}
