@@ -112,6 +112,15 @@ impl Cron {
         self.dom_last_offsets != 0 || self.dom_last_weekday || self.dom_nearest_weekday != 0
     }
 
+    /// Whether every day of every month matches (`* * *`-like day fields).
+    #[inline]
+    pub(crate) fn every_day(&self) -> bool {
+        self.days_of_month == 0xffff_fffe
+            && self.days_of_week & 0x7f == 0x7f
+            && !self.dom_special()
+            && !self.dow_special()
+    }
+
     /// Whether the day-of-week field uses `nL` or `n#k`.
     #[inline]
     pub(crate) fn dow_special(&self) -> bool {
@@ -188,6 +197,9 @@ impl Cron {
     /// The matching days of month `m` of year `y`.
     #[inline]
     pub(crate) fn month_mask(&self, y: i32, m: u32) -> u64 {
+        if self.every_day() {
+            return month_days(days_in_month(y, m));
+        }
         let first = weekday(days_from_civil(y, m, 1));
         self.day_mask(days_in_month(y, m), first)
     }

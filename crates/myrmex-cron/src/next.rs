@@ -27,7 +27,8 @@
 //! matches, and offsets differ by at most 26 hours.
 
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
+use jiff::civil::DateTime;
+use jiff::tz::{AmbiguousOffset, TimeZone};
 
 use crate::calendar::{Civil, DAY};
 use crate::schedule::{Cron, DstPolicy};
@@ -77,6 +78,39 @@ impl Seg {
             end,
             off,
             next_off,
+            prev_off: None,
+        }
+    }
+
+    /// A segment starting at `t` (not at a transition): enough for a forward
+    /// search that never looks before `t`. One look-up fewer than [`Seg::at`].
+    fn forward_at(tz: &TimeZone, t: i64) -> Seg {
+        let off = i64::from(tz.to_offset(ts(t)).seconds());
+        let (end, next_off) = match tz.following(ts(t)).next() {
+            Some(tr) => (tr.timestamp().as_second(), i64::from(tr.offset().seconds())),
+            None => (i64::MAX, off),
+        };
+        Seg {
+            start: t,
+            end,
+            off,
+            next_off,
+            prev_off: None,
+        }
+    }
+
+    /// A segment ending just after `u` (not at a transition): enough for a
+    /// backward search that never looks after `u`.
+    fn backward_at(tz: &TimeZone, u: i64) -> Seg {
+        let (start, off) = match tz.preceding(ts(u + 1)).next() {
+            Some(tr) => (tr.timestamp().as_second(), i64::from(tr.offset().seconds())),
+            None => (i64::MIN, i64::from(tz.to_offset(ts(u)).seconds())),
+        };
+        Seg {
+            start,
+            end: u + 1,
+            off,
+            next_off: off,
             prev_off: None,
         }
     }
@@ -149,18 +183,30 @@ fn bits_le(bits: u64, v: i64) -> u64 {
 impl Cron {
     /// Civil times inside a gap fire at the end of the gap.
     #[inline]
-    fn shifts_gap(&self) -> bool {
+    pub(crate) fn shifts_gap(&self) -> bool {
         self.dst == DstPolicy::ShiftGapFixedTime && self.is_fixed_time()
     }
 
     /// Civil times inside a fold fire only at their first instant.
     #[inline]
-    fn once_in_fold(&self) -> bool {
+    pub(crate) fn once_in_fold(&self) -> bool {
         self.dst == DstPolicy::Skip || self.is_fixed_time()
     }
 
     /// The first matching civil second `>= lo` (years 1970..=2199).
+    #[inline]
     pub(crate) fn civil_next(&self, lo: i64) -> Option<i64> {
+        self.civil_next_parts(lo).map(Civil::to_secs)
+    }
+
+    /// The last matching civil second `<= hi` (years 1970..=2199).
+    #[inline]
+    pub(crate) fn civil_prev(&self, hi: i64) -> Option<i64> {
+        self.civil_prev_parts(hi).map(Civil::to_secs)
+    }
+
+    /// [`Cron::civil_next`], split into parts.
+    pub(crate) fn civil_next_parts(&self, lo: i64) -> Option<Civil> {
         if lo > CIVIL_MAX {
             return None;
         }
@@ -230,20 +276,19 @@ impl Cron {
                 continue;
             }
             s += seconds.trailing_zeros();
-            let civil = Civil {
+            return Some(Civil {
                 year: y,
                 month: mo,
                 day: d,
                 hour: h,
                 minute: mi,
                 second: s,
-            };
-            return Some(civil.to_secs());
+            });
         }
     }
 
-    /// The last matching civil second `<= hi` (years 1970..=2199).
-    pub(crate) fn civil_prev(&self, hi: i64) -> Option<i64> {
+    /// [`Cron::civil_prev`], split into parts.
+    pub(crate) fn civil_prev_parts(&self, hi: i64) -> Option<Civil> {
         if hi < CIVIL_MIN {
             return None;
         }
@@ -313,15 +358,14 @@ impl Cron {
                 continue;
             }
             s = 63 - i64::from(seconds.leading_zeros());
-            let civil = Civil {
+            return Some(Civil {
                 year: y,
                 month: mo as u32,
                 day: d as u32,
                 hour: h as u32,
                 minute: mi as u32,
                 second: s as u32,
-            };
-            return Some(civil.to_secs());
+            });
         }
     }
 }
@@ -376,20 +420,18 @@ impl Cursor {
         result
     }
 
-    fn segment(&mut self, tz: &TimeZone, t: i64) -> Seg {
-        match self.seg {
-            Some(s) if s.start <= t && t < s.end => s,
-            _ => Seg::at(tz, t),
-        }
-    }
-
     /// The first fire instant (Unix seconds) strictly after instant `t`.
     pub(crate) fn next(&mut self, cron: &Cron, tz: &TimeZone, t: i64) -> Option<i64> {
         if t > CIVIL_MAX + MARGIN {
             return None;
         }
         let t = t.max(CIVIL_MIN - MARGIN);
-        let mut seg = self.segment(tz, t);
+        let mut seg = match self.seg {
+            Some(s) if s.start <= t && t < s.end => s,
+            // Only jobs that fire once in a fold look at the segment's start.
+            _ if cron.once_in_fold() => Seg::at(tz, t),
+            _ => Seg::forward_at(tz, t),
+        };
         let mut lo = t + 1 + seg.off;
         // Until the search has stepped into a segment from its start, civil
         // times before `lo` may still fire in the second half of a fold at the
@@ -438,7 +480,10 @@ impl Cursor {
             return None;
         }
         let u = u.min(CIVIL_MAX + MARGIN);
-        let mut seg = self.segment(tz, u);
+        let mut seg = match self.seg {
+            Some(s) if s.start <= u && u < s.end => s,
+            _ => Seg::backward_at(tz, u),
+        };
         let mut hi = u + seg.off;
         // Until the search has stepped into a segment from its end, civil times
         // after `hi` may still fire in the first half of a fold at the start of
@@ -497,6 +542,123 @@ impl Cursor {
         };
         self.seg = Some(seg);
         result
+    }
+}
+
+/// The jiff civil datetime of `c`.
+fn jiff_civil(c: Civil) -> Option<DateTime> {
+    DateTime::new(
+        c.year as i16,
+        c.month as i8,
+        c.day as i8,
+        c.hour as i8,
+        c.minute as i8,
+        c.second as i8,
+        0,
+    )
+    .ok()
+}
+
+/// The first transition strictly after instant `t`: (instant, new offset).
+fn transition_after(tz: &TimeZone, t: i64) -> Option<(i64, i64)> {
+    let tr = tz.following(ts(t)).next()?;
+    Some((tr.timestamp().as_second(), i64::from(tr.offset().seconds())))
+}
+
+impl Cron {
+    /// The first fire instant strictly after `t`, for a job that fires once in
+    /// a fold (fixed-time, or any job under [`DstPolicy::Skip`]).
+    ///
+    /// Such a job fires each matching civil time `c` at most once, at the first
+    /// instant whose local time reaches `c` (the earlier instant of a fold, the
+    /// end of a gap), so fire instants grow with `c`: the answer is the first
+    /// matching civil time after the local time of `t` whose instant is after
+    /// `t`. No segment bookkeeping is needed, only the offset of `t` and the
+    /// ambiguity of the candidate.
+    pub(crate) fn next_once(&self, tz: &TimeZone, t: i64) -> Option<i64> {
+        if t > CIVIL_MAX + MARGIN {
+            return None;
+        }
+        let t = t.max(CIVIL_MIN - MARGIN);
+        let mut lo = t + 1 + i64::from(tz.to_offset(ts(t)).seconds());
+        loop {
+            let parts = self.civil_next_parts(lo)?;
+            let c = parts.to_secs();
+            match tz.to_ambiguous_timestamp(jiff_civil(parts)?).offset() {
+                AmbiguousOffset::Unambiguous { offset } => {
+                    let at = c - i64::from(offset.seconds());
+                    if at > t {
+                        return Some(at);
+                    }
+                    lo = c + 1;
+                }
+                AmbiguousOffset::Fold { before, after: _ } => {
+                    let at = c - i64::from(before.seconds());
+                    if at > t {
+                        return Some(at);
+                    }
+                    // `t` is in the second half of this fold, whose civil times
+                    // already fired: resume at the end of the fold.
+                    let (t0, _) = transition_after(tz, at)?;
+                    lo = (t0 + i64::from(before.seconds())).max(c + 1);
+                }
+                AmbiguousOffset::Gap { before: _, after } => {
+                    let (t0, new_off) = transition_after(tz, c - i64::from(after.seconds()))?;
+                    if self.shifts_gap() && t0 > t {
+                        return Some(t0);
+                    }
+                    lo = (t0 + new_off).max(c + 1);
+                }
+            }
+        }
+    }
+
+    /// The last fire instant at or before `u`, for a job that fires once in a
+    /// fold (see [`Cron::next_once`]).
+    pub(crate) fn prev_once(&self, tz: &TimeZone, u: i64) -> Option<i64> {
+        if u < CIVIL_MIN - MARGIN {
+            return None;
+        }
+        let u = u.min(CIVIL_MAX + MARGIN);
+        let off = i64::from(tz.to_offset(ts(u)).seconds());
+        let mut hi = u + off;
+        // In the second half of a fold, the civil times up to the end of the
+        // fold already fired (at their first instant, before `u`).
+        if let AmbiguousOffset::Fold { before, after } = tz
+            .to_ambiguous_timestamp(jiff_civil(Civil::from_secs(hi))?)
+            .offset()
+            && i64::from(after.seconds()) == off
+            && let Some(tr) = tz.preceding(ts(u + 1)).next()
+        {
+            hi = hi.max(tr.timestamp().as_second() + i64::from(before.seconds()) - 1);
+        }
+        loop {
+            let parts = self.civil_prev_parts(hi)?;
+            let c = parts.to_secs();
+            match tz.to_ambiguous_timestamp(jiff_civil(parts)?).offset() {
+                AmbiguousOffset::Unambiguous { offset } => {
+                    let at = c - i64::from(offset.seconds());
+                    if at <= u {
+                        return Some(at);
+                    }
+                    hi = c - 1;
+                }
+                AmbiguousOffset::Fold { before, after: _ } => {
+                    let at = c - i64::from(before.seconds());
+                    if at <= u {
+                        return Some(at);
+                    }
+                    hi = c - 1;
+                }
+                AmbiguousOffset::Gap { before, after } => {
+                    let (t0, _) = transition_after(tz, c - i64::from(after.seconds()))?;
+                    if self.shifts_gap() && t0 <= u {
+                        return Some(t0);
+                    }
+                    hi = (t0 + i64::from(before.seconds()) - 1).min(c - 1);
+                }
+            }
+        }
     }
 }
 

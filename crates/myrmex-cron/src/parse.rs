@@ -64,13 +64,21 @@ struct FieldBits {
 }
 
 impl FieldBits {
+    /// Adds every s-th value of the range `a-b` (wrapping when `a > b`).
     #[inline]
-    fn set(&mut self, field: Field, v: u32) {
+    fn add_range(&mut self, field: Field, a: u32, b: u32, step: u32) {
         if field == Field::Year {
-            let i = (v - 1970) as usize;
-            self.years[i / 64] |= 1 << (i % 64);
+            range(field, a, b, step, |v| {
+                let i = (v - 1970) as usize;
+                self.years[i / 64] |= 1 << (i % 64);
+            });
+        } else if a <= b && step == 1 {
+            // Bits a..=b (b <= 59).
+            self.bits |= ((2u64 << b) - 1) & !((1u64 << a) - 1);
         } else {
-            self.bits |= 1 << v;
+            let mut bits = 0u64;
+            range(field, a, b, step, |v| bits |= 1 << v);
+            self.bits |= bits;
         }
     }
 }
@@ -287,7 +295,7 @@ fn item(ctx: &Ctx<'_>, s: &[u8], start: usize, out: &mut FieldBits) -> Result<()
                 start + 1,
             ));
         }
-        range(field, lo, max, step.unwrap_or(1), |v| out.set(field, v));
+        out.add_range(field, lo, max, step.unwrap_or(1));
         return Ok(());
     }
     if base.is_empty() {
@@ -330,7 +338,7 @@ fn item(ctx: &Ctx<'_>, s: &[u8], start: usize, out: &mut FieldBits) -> Result<()
             }
         }
     };
-    range(field, a, b, step.unwrap_or(1), |v| out.set(field, v));
+    out.add_range(field, a, b, step.unwrap_or(1));
     Ok(())
 }
 

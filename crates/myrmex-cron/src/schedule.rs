@@ -196,17 +196,25 @@ impl Cron {
     /// The first fire instant strictly after `after`, evaluated in `tz`.
     #[must_use]
     pub fn next_timestamp_after(&self, after: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
-        Cursor::new()
-            .next(self, tz, floor_secs(after))
-            .and_then(to_timestamp)
+        let t = floor_secs(after);
+        if self.once_in_fold() {
+            self.next_once(tz, t)
+        } else {
+            Cursor::new().next(self, tz, t)
+        }
+        .and_then(to_timestamp)
     }
 
     /// The last fire instant strictly before `before`, evaluated in `tz`.
     #[must_use]
     pub fn prev_timestamp_before(&self, before: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
-        Cursor::new()
-            .prev(self, tz, ceil_secs(before) - 1)
-            .and_then(to_timestamp)
+        let u = ceil_secs(before) - 1;
+        if self.once_in_fold() {
+            self.prev_once(tz, u)
+        } else {
+            Cursor::new().prev(self, tz, u)
+        }
+        .and_then(to_timestamp)
     }
 
     /// Whether `t` (to the second, in its own zone) is a fire time: exactly one
@@ -214,7 +222,11 @@ impl Cron {
     #[must_use]
     pub fn matches(&self, t: &Zoned) -> bool {
         let s = floor_secs(t.timestamp());
-        Cursor::new().next(self, t.time_zone(), s - 1) == Some(s)
+        self.next_timestamp_after(
+            Timestamp::from_second(s - 1).ok().unwrap_or(t.timestamp()),
+            t.time_zone(),
+        )
+        .is_some_and(|n| n.as_second() == s)
     }
 
     /// The fire times strictly after `after`, in increasing order, in
