@@ -120,7 +120,7 @@ fn join(items: &[String], conj: &str) -> String {
 /// The values of `set` as runs: `1 through 5, 8 and 10` (wrapping if `wrap`).
 fn set_phrase(set: &Set, wrap: bool, conj: &str, name: impl Fn(u16) -> String) -> String {
     let mut items = Vec::new();
-    for (a, b) in runs(set, wrap) {
+    for (a, b) in runs(set, wrap.then_some(2)) {
         let len = run_len(set, (a, b));
         if len >= 3 {
             items.push(format!("{} through {}", name(a), name(b)));
@@ -166,7 +166,7 @@ fn time_parts(f: &CronFields, s: &mut Sentence) -> bool {
     let sec0 = ns == 1 && secs.contains(0);
     let hour_cycle = progression(hours, 2).filter(|p| p.is_even_cycle(hours));
 
-    let hour_has_range = runs(hours, true).iter().any(|&r| run_len(hours, r) >= 3);
+    let hour_has_range = runs(hours, Some(2)).iter().any(|&r| run_len(hours, r) >= 3);
     if ns * nm * nh <= 4
         || (ns == 1 && nm == 1 && nh <= 6 && hour_cycle.is_none() && !hour_has_range)
     {
@@ -322,7 +322,7 @@ fn hour_phrase(hours: &Set, once_per_hour: bool) -> String {
             format!("during every {} hour {range}", ordinal(p.step))
         };
     }
-    let windows: Vec<String> = runs(hours, true)
+    let windows: Vec<String> = runs(hours, Some(2))
         .into_iter()
         .map(|(a, b)| format!("between {} and {}", hhmm(a, 0), hhmm(b, 59)))
         .collect();
@@ -406,7 +406,7 @@ fn dow_items(f: &CronFields, conj: &str) -> Vec<String> {
 /// ("Monday through Friday"), which reads best as its own clause.
 fn dow_is_one_range(f: &CronFields) -> bool {
     f.last_days_of_week.is_empty() && f.nth_days_of_week.is_empty() && {
-        let r = runs(&f.days_of_week, true);
+        let r = runs(&f.days_of_week, Some(2));
         r.len() == 1 && run_len(&f.days_of_week, r[0]) >= 3
     }
 }

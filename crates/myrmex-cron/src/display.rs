@@ -154,7 +154,7 @@ fn set_items(set: &ValueSet, wrap: bool, items: &mut Vec<String>) {
         });
         return;
     }
-    for (a, b) in runs(set, wrap) {
+    for (a, b) in runs(set, wrap.then_some(3)) {
         let len = run_len(set, (a, b));
         if len >= 3 {
             items.push(format!("{a}-{b}"));

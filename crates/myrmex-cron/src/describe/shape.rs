@@ -55,11 +55,11 @@ pub(crate) fn progression(set: &ValueSet, min_count: usize) -> Option<Progressio
     })
 }
 
-/// Maximal runs of consecutive values, in increasing order of start. With `wrap`,
-/// a run ending at the domain's maximum and one starting at its minimum are merged
-/// into one wrapped run `(start, end)` with `start > end`, placed last, when the
-/// merged run holds at least three values.
-pub(crate) fn runs(set: &ValueSet, wrap: bool) -> Vec<(u16, u16)> {
+/// Maximal runs of consecutive values, in increasing order of start. With
+/// `wrap_min` set, a run ending at the domain's maximum and one starting at its
+/// minimum are merged into one wrapped run `(start, end)` with `start > end`,
+/// placed last, when the merged run holds at least `wrap_min` values.
+pub(crate) fn runs(set: &ValueSet, wrap_min: Option<usize>) -> Vec<(u16, u16)> {
     let mut out: Vec<(u16, u16)> = Vec::new();
     for v in set.iter() {
         match out.last_mut() {
@@ -67,11 +67,13 @@ pub(crate) fn runs(set: &ValueSet, wrap: bool) -> Vec<(u16, u16)> {
             _ => out.push((v, v)),
         }
     }
-    if wrap && out.len() >= 2 {
+    if let Some(wrap_min) = wrap_min
+        && out.len() >= 2
+    {
         let first = out[0];
         let last = out[out.len() - 1];
         let merged = usize::from(last.1 - last.0) + usize::from(first.1 - first.0) + 2;
-        if first.0 == set.domain_min() && last.1 == set.domain_max() && merged >= 3 {
+        if first.0 == set.domain_min() && last.1 == set.domain_max() && merged >= wrap_min {
             out.remove(0);
             let n = out.len();
             out[n - 1] = (last.0, first.1);
@@ -118,10 +120,13 @@ mod tests {
     #[test]
     fn runs_wrap() {
         let s = set(&[0, 1, 2, 10, 22, 23], 0, 23);
-        assert_eq!(runs(&s, false), [(0, 2), (10, 10), (22, 23)]);
-        assert_eq!(runs(&s, true), [(10, 10), (22, 2)]);
+        assert_eq!(runs(&s, None), [(0, 2), (10, 10), (22, 23)]);
+        assert_eq!(runs(&s, Some(3)), [(10, 10), (22, 2)]);
+        let s = set(&[0, 3, 23], 0, 23);
+        assert_eq!(runs(&s, Some(3)), [(0, 0), (3, 3), (23, 23)]);
+        assert_eq!(runs(&s, Some(2)), [(3, 3), (23, 0)]);
         assert_eq!(run_len(&s, (22, 2)), 5);
         let full = set(&(0..24).collect::<Vec<_>>(), 0, 23);
-        assert_eq!(runs(&full, true), [(0, 23)]);
+        assert_eq!(runs(&full, Some(2)), [(0, 23)]);
     }
 }

@@ -94,6 +94,14 @@ fn times_of_day() {
             "At 45 minutes past the hour, between 22:00 and 02:59",
         ),
         ("0 0-23 * * *", "Every hour"),
+        (
+            "*/20 23,0 * * *",
+            "Every 20 minutes, between 23:00 and 00:59",
+        ),
+        (
+            "*/30 0,5,23 * * *",
+            "Every 30 minutes, between 05:00 and 05:59 and between 23:00 and 00:59",
+        ),
     ]);
 }
 
@@ -219,7 +227,7 @@ fn days_of_week() {
         ("0 0 * * 1,3,5", "At 00:00 on Monday, Wednesday and Friday"),
         ("0 0 * * MON-FRI", "At 00:00, Monday through Friday"),
         ("0 0 * * FRI-MON", "At 00:00, Friday through Monday"),
-        ("0 0 * * 6-7", "At 00:00 on Sunday and Saturday"),
+        ("0 0 * * 6-7", "At 00:00 on Saturday and Sunday"),
         (
             "0 0 * * 1-3,5",
             "At 00:00 on Monday through Wednesday and Friday",
@@ -239,9 +247,15 @@ fn days_of_week() {
         ),
         (
             "0 0 * * */2",
-            "At 00:00 on Sunday, Tuesday, Thursday and Saturday",
+            "At 00:00 on Tuesday, Thursday, Saturday and Sunday",
         ),
         ("0 0 * * 0-6", "At 00:00, every day"),
+        ("0 0 * * 0,1", "At 00:00 on Sunday and Monday"),
+        (
+            "0 0 * * 0,3,6",
+            "At 00:00 on Wednesday, Saturday and Sunday",
+        ),
+        ("0 0 * * SAT-SUN", "At 00:00 on Saturday and Sunday"),
     ]);
 }
 
@@ -262,7 +276,7 @@ fn day_fields_together() {
         ),
         (
             "0 0 1 * */2",
-            "At 00:00 on day 1 of the month, only if it is Sunday, Tuesday, Thursday or Saturday",
+            "At 00:00 on day 1 of the month, only if it is Tuesday, Thursday, Saturday or Sunday",
         ),
         (
             "0 0 */2 * MON",
@@ -286,6 +300,10 @@ fn months_and_years() {
         (
             "0 0 * NOV-FEB *",
             "At 00:00, every day, in November through February",
+        ),
+        (
+            "0 0 * 1,12 *",
+            "At 00:00, every day, in December and January",
         ),
         (
             "0 0 1 */3 *",
