@@ -322,6 +322,76 @@ mod tests {
         assert_eq!(lines[2], "    ^^");
     }
 
+    fn run_args(args: &[&str], now: &str, system_tz: &str) -> (u8, String, String) {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            cmd: CronCommand,
+        }
+        let cli = Cli::try_parse_from(std::iter::once("cron").chain(args.iter().copied())).unwrap();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let tz = TimeZone::get(system_tz).unwrap();
+        let code = execute(cli.cmd, now.parse().unwrap(), &tz, &mut out, &mut err);
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn defaults_are_now_and_the_system_zone() {
+        let (code, out, err) = run_args(
+            &["next", "0 0 * * *", "--count", "2"],
+            "2026-01-01T12:00:00Z",
+            "Asia/Kolkata",
+        );
+        assert_eq!((code, err.as_str()), (0, ""));
+        assert_eq!(
+            out,
+            "2026-01-02T00:00:00+05:30\n2026-01-03T00:00:00+05:30\n"
+        );
+        let (code, out, _) = run_args(
+            &["prev", "0 0 * * *", "--count", "1", "--tz", "UTC"],
+            "2026-01-01T12:00:00Z",
+            "Asia/Kolkata",
+        );
+        assert_eq!((code, out.as_str()), (0, "2026-01-01T00:00:00+00:00\n"));
+    }
+
+    #[test]
+    fn explain_lists_dst_warnings_as_json() {
+        let (code, out, err) = run_args(
+            &[
+                "explain",
+                "*/30 1-2 * * *",
+                "--tz",
+                "America/New_York",
+                "--count",
+                "1",
+                "--json",
+            ],
+            "2026-01-01T00:00:00Z",
+            "UTC",
+        );
+        assert_eq!((code, err.as_str()), (0, ""));
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["next"], json!(["2026-01-01T01:00:00-05:00"]));
+        let codes: Vec<&str> = v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(codes, ["dst-gap", "dst-fold"]);
+        assert_eq!(
+            v["warnings"][0]["message"],
+            "on 2026-03-08 in America/New_York clocks skip forward from 02:00 to 03:00: 02:00 and 02:30 do not exist and will not fire"
+        );
+        assert_eq!(v["fields"]["fixed_time"], false);
+    }
+
     #[test]
     fn caret_keeps_tabs() {
         let expr = "0\t60 * * *";
