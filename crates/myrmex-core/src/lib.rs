@@ -40,6 +40,7 @@
 //!   cancel one, report an [`Event`].
 
 mod core;
+mod deps;
 mod job;
 mod policy;
 mod recurrence;
@@ -47,6 +48,10 @@ mod time;
 mod trigger;
 
 pub use crate::core::{Action, CancelReason, Core, CoreConfig, CoreError, StartRun};
+pub use crate::deps::{
+    DepError, DepGraph, Dependency, DependentKind, EdgeReport, EdgeState, Readiness,
+    ReadinessChange, Requirement,
+};
 pub use crate::job::{
     AttemptResult, Event, JobId, JobSnapshot, JobSpec, JobStatus, Outcome, RestoredState, RunId,
     RunReport, SkipReason,
