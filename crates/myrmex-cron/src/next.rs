@@ -422,6 +422,9 @@ impl Cursor {
 
     /// The first fire instant (Unix seconds) strictly after instant `t`.
     pub(crate) fn next(&mut self, cron: &Cron, tz: &TimeZone, t: i64) -> Option<i64> {
+        if cron.once_in_fold() {
+            return self.next_once(cron, tz, t);
+        }
         if t > CIVIL_MAX + MARGIN {
             return None;
         }
@@ -472,6 +475,34 @@ impl Cursor {
         };
         self.seg = Some(seg);
         result
+    }
+
+    /// [`Cursor::next`] for a job that fires once in a fold: inside the cached
+    /// segment (and past any fold at its start) the next match needs no
+    /// look-up; otherwise the monotonic search of [`Cron::next_once`] answers,
+    /// and the segment around the answer is cached when the schedule is
+    /// frequent enough for it to pay off.
+    fn next_once(&mut self, cron: &Cron, tz: &TimeZone, t: i64) -> Option<i64> {
+        if let Some(mut seg) = self.seg
+            && seg.start <= t
+            && t < seg.end
+        {
+            let lo = t + 1 + seg.off;
+            let clear_of_fold = match seg.prev_off(tz) {
+                Some(prev) => prev <= seg.off || lo >= seg.start + prev,
+                None => true,
+            };
+            self.seg = Some(seg);
+            if clear_of_fold
+                && let Some(c) = self.civil_next(cron, lo)
+                && c < seg.end.saturating_add(seg.off)
+            {
+                return Some(c - seg.off);
+            }
+        }
+        let r = cron.next_once(tz, t)?;
+        self.seg = (r - t < RESYNC).then(|| Seg::at(tz, r));
+        Some(r)
     }
 
     /// The last fire instant (Unix seconds) at or before instant `u`.

@@ -477,6 +477,30 @@ fn compare(spec: &Spec, policy: DstPolicy, zone: &str, center: Timestamp, probes
     let from = civil(lo, min_off) - 1.second();
     let to = civil(hi, max_off) + 1.second();
     let all = fires(spec, policy, &tz, from, to);
+    // The iterators walk the whole window, both ways.
+    let inside: Vec<Timestamp> = all.iter().copied().filter(|&f| f > lo && f <= hi).collect();
+    let walked: Vec<Timestamp> = cron
+        .timestamps_after(lo, &tz)
+        .take_while(|&f| f <= hi)
+        .collect();
+    assert_eq!(
+        walked, inside,
+        "walking {text:?} ({policy:?}) in {zone} from {lo}"
+    );
+    let inside: Vec<Timestamp> = all
+        .iter()
+        .copied()
+        .rev()
+        .filter(|&f| f < hi && f >= lo)
+        .collect();
+    let walked: Vec<Timestamp> = cron
+        .timestamps_before(hi, &tz)
+        .take_while(|&f| f >= lo)
+        .collect();
+    assert_eq!(
+        walked, inside,
+        "walking back {text:?} ({policy:?}) in {zone} from {hi}"
+    );
     for &p in probes {
         let q = center + (p % half).seconds();
         let q = q + jiff::SignedDuration::from_nanos(i64::from(p.rem_euclid(3) == 0) * 500_000_000);
