@@ -1,0 +1,527 @@
+//! The myrmex benchmark (issue 3, workloads A, D, E, B, C), with
+//! tokio-cron-scheduler run on the same workloads in the same process for the
+//! ratio. Prints one summary line per workload.
+//!
+//! ```text
+//! cargo run --release -p myrmex-bench -- [--runs 3] [--scale 1.0] [--no-peer] [--only ADEBC]
+//! ```
+//!
+//! - A: 100 jobs every 1 s for 20 s: lateness of each fire (handler start minus
+//!   nominal fire time, real system clock).
+//! - D: 1,000 jobs every 1 s for 10 s.
+//! - E: A with 100,000 idle jobs registered as well.
+//! - B: 1,000,000 interval jobs (60-3600 s), idle: memory per job (RSS), time to
+//!   register, CPU used while idle for 10 s.
+//! - C: 100,000 one-shot jobs all due now through the worker pool: jobs/s and
+//!   CPU per fire (all threads, from `/proc/self/task/*/schedstat`).
+//!
+//! `--scale` multiplies the durations (0.25 for a quick look). With `--runs N`
+//! every number is the median of N runs.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use myrmex::{Handler, RunContext, Scheduler, TriggerSpec};
+
+#[derive(Clone, Debug)]
+struct Args {
+    runs: usize,
+    scale: f64,
+    peer: bool,
+    only: String,
+    workers: usize,
+    b_jobs: usize,
+    b_peer_jobs: usize,
+    c_jobs: usize,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        runs: 1,
+        scale: 1.0,
+        peer: true,
+        only: "ADEBC".into(),
+        workers: 4,
+        b_jobs: 1_000_000,
+        b_peer_jobs: 100_000,
+        c_jobs: 100_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--runs" => a.runs = val().parse().expect("--runs N"),
+            "--scale" => a.scale = val().parse().expect("--scale F"),
+            "--no-peer" => a.peer = false,
+            "--only" => a.only = val().to_uppercase(),
+            "--workers" => a.workers = val().parse().expect("--workers N"),
+            "--b-jobs" => a.b_jobs = val().parse().expect("--b-jobs N"),
+            "--b-peer-jobs" => a.b_peer_jobs = val().parse().expect("--b-peer-jobs N"),
+            "--c-jobs" => a.c_jobs = val().parse().expect("--c-jobs N"),
+            "--bench" => {}
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    a.runs = a.runs.max(1);
+    a
+}
+
+/// CPU time used by every thread of this process so far, in nanoseconds.
+fn cpu_ns() -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
+        .filter_map(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// Resident memory of this process, in bytes.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<u64>().ok())
+            })
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn ms(ns: f64) -> String {
+    format!("{:.3} ms", ns / 1e6)
+}
+
+/// Lateness statistics of one run.
+#[derive(Clone, Copy, Debug, Default)]
+struct Lateness {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    fires: usize,
+    expected: usize,
+}
+
+fn summarize(mut lat: Vec<i64>, expected: usize) -> Lateness {
+    lat.sort_unstable();
+    Lateness {
+        p50: percentile(&lat, 0.50) as f64,
+        p99: percentile(&lat, 0.99) as f64,
+        max: lat.last().copied().unwrap_or(0) as f64,
+        fires: lat.len(),
+        expected,
+    }
+}
+
+fn median_lateness(runs: Vec<Lateness>) -> Lateness {
+    Lateness {
+        p50: median(runs.iter().map(|r| r.p50).collect()),
+        p99: median(runs.iter().map(|r| r.p99).collect()),
+        max: median(runs.iter().map(|r| r.max).collect()),
+        fires: runs.iter().map(|r| r.fires).min().unwrap_or(0),
+        expected: runs.first().map_or(0, |r| r.expected),
+    }
+}
+
+fn noop_handler() -> Handler {
+    Arc::new(|_: &RunContext| Ok(()))
+}
+
+fn next_whole_second(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second() + 1).expect("in range")
+}
+
+// ---------------------------------------------------------------------------
+// myrmex
+// ---------------------------------------------------------------------------
+
+fn myrmex_lateness(args: &Args, jobs: usize, idle: usize, secs: f64) -> Lateness {
+    let scheduler = Scheduler::builder()
+        .workers(args.workers)
+        .zone(TimeZone::UTC)
+        .build()
+        .expect("scheduler");
+    let lat = Arc::new(Mutex::new(Vec::with_capacity(jobs * (secs as usize + 2))));
+    let l = Arc::clone(&lat);
+    let handler: Handler = Arc::new(move |ctx: &RunContext| {
+        let now = Timestamp::now();
+        let late = now.duration_since(ctx.scheduled_at()).as_nanos() as i64;
+        l.lock().expect("lock").push(late);
+        Ok(())
+    });
+    let idle_handler = noop_handler();
+    let now = Timestamp::now();
+    for i in 0..idle {
+        let period = SignedDuration::from_secs(3600 + (i % 3600) as i64);
+        scheduler
+            .schedule_handler(
+                TriggerSpec::interval(period, now + period),
+                Arc::clone(&idle_handler),
+            )
+            .expect("idle job");
+    }
+    // All jobs fire at the same whole seconds: the worst case for a burst.
+    let start = next_whole_second(Timestamp::now() + SignedDuration::from_millis(500));
+    for _ in 0..jobs {
+        scheduler
+            .schedule_handler(
+                TriggerSpec::interval(SignedDuration::from_secs(1), start),
+                Arc::clone(&handler),
+            )
+            .expect("job");
+    }
+    scheduler.start().expect("start");
+    let wait_until = start + SignedDuration::from_secs_f64(secs) - SignedDuration::from_millis(500);
+    std::thread::sleep(
+        Duration::try_from(wait_until.duration_since(Timestamp::now())).unwrap_or_default(),
+    );
+    scheduler
+        .shutdown(Duration::from_secs(5))
+        .expect("shutdown");
+    let lat = std::mem::take(&mut *lat.lock().expect("lock"));
+    let expected = jobs * (wait_until.duration_since(start).as_secs() as usize + 1);
+    summarize(lat, expected)
+}
+
+struct Footprint {
+    bytes_per_job: f64,
+    register_s: f64,
+    idle_cpu_ms_per_10s: f64,
+}
+
+fn myrmex_footprint(args: &Args, idle_secs: f64) -> Footprint {
+    let scheduler = Scheduler::builder()
+        .workers(args.workers)
+        .zone(TimeZone::UTC)
+        .build()
+        .expect("scheduler");
+    scheduler.start().expect("start");
+    let handler = noop_handler();
+    let rss0 = rss_bytes();
+    let now = Timestamp::now();
+    let t0 = Instant::now();
+    let mut last = None;
+    for i in 0..args.b_jobs {
+        let period = SignedDuration::from_secs(60 + ((i * 7919) % 3541) as i64);
+        last = Some(
+            scheduler
+                .schedule_handler(
+                    TriggerSpec::interval(period, now + period),
+                    Arc::clone(&handler),
+                )
+                .expect("job"),
+        );
+    }
+    // A round trip: every job before it is in the table.
+    let _ = scheduler.get_job(last.expect("jobs"));
+    let register_s = t0.elapsed().as_secs_f64();
+    let rss1 = rss_bytes();
+    let cpu0 = cpu_ns();
+    std::thread::sleep(Duration::from_secs_f64(idle_secs));
+    let cpu1 = cpu_ns();
+    let r = Footprint {
+        bytes_per_job: rss1.saturating_sub(rss0) as f64 / args.b_jobs as f64,
+        register_s,
+        idle_cpu_ms_per_10s: (cpu1 - cpu0) as f64 / 1e6 * (10.0 / idle_secs),
+    };
+    scheduler
+        .shutdown(Duration::from_secs(5))
+        .expect("shutdown");
+    r
+}
+
+struct Throughput {
+    jobs_per_s: f64,
+    cpu_ns_per_fire: f64,
+    ran: usize,
+}
+
+fn myrmex_throughput(args: &Args) -> Throughput {
+    let n = args.c_jobs;
+    let scheduler = Scheduler::builder()
+        .workers(args.workers)
+        .zone(TimeZone::UTC)
+        .build()
+        .expect("scheduler");
+    let count = Arc::new(AtomicUsize::new(0));
+    let (done_tx, done_rx) = mpsc::sync_channel(1);
+    let c = Arc::clone(&count);
+    let handler: Handler = Arc::new(move |_: &RunContext| {
+        if c.fetch_add(1, Ordering::Relaxed) + 1 == n {
+            let _ = done_tx.send(());
+        }
+        Ok(())
+    });
+    let now = Timestamp::now();
+    let mut last = None;
+    for _ in 0..n {
+        last = Some(
+            scheduler
+                .schedule_handler(TriggerSpec::once(now), Arc::clone(&handler))
+                .expect("job"),
+        );
+    }
+    let _ = scheduler.get_job(last.expect("jobs"));
+    let cpu0 = cpu_ns();
+    let t0 = Instant::now();
+    scheduler.start().expect("start");
+    let finished = done_rx.recv_timeout(Duration::from_secs(120)).is_ok();
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu1 = cpu_ns();
+    scheduler
+        .shutdown(Duration::from_secs(5))
+        .expect("shutdown");
+    let ran = count.load(Ordering::Relaxed);
+    Throughput {
+        jobs_per_s: if finished { n as f64 / elapsed } else { 0.0 },
+        cpu_ns_per_fire: (cpu1 - cpu0) as f64 / ran.max(1) as f64,
+        ran,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// tokio-cron-scheduler
+// ---------------------------------------------------------------------------
+
+mod peer {
+    use super::*;
+    use tokio_cron_scheduler::{Job, JobScheduler};
+
+    fn runtime(workers: usize) -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+    }
+
+    /// Every-second cron jobs: a fire's nominal time is its whole second.
+    pub(super) fn lateness(args: &Args, jobs: usize, idle: usize, secs: f64) -> Lateness {
+        let lat = Arc::new(Mutex::new(Vec::new()));
+        let rt = runtime(args.workers);
+        rt.block_on(async {
+            let mut sched = JobScheduler::new().await.expect("peer scheduler");
+            for _ in 0..idle {
+                sched
+                    .add(Job::new_repeated(Duration::from_secs(3600), |_, _| {}).expect("idle job"))
+                    .await
+                    .expect("add");
+            }
+            for _ in 0..jobs {
+                let l = Arc::clone(&lat);
+                let job = Job::new("* * * * * *", move |_, _| {
+                    let now = Timestamp::now();
+                    let late = i64::from(now.subsec_nanosecond());
+                    l.lock().expect("lock").push(late);
+                })
+                .expect("job");
+                sched.add(job).await.expect("add");
+            }
+            sched.start().await.expect("start");
+            let start = Timestamp::now();
+            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            let _ = sched.shutdown().await;
+            let elapsed = Timestamp::now().duration_since(start).as_secs_f64();
+            let lat = std::mem::take(&mut *lat.lock().expect("lock"));
+            summarize(lat, jobs * elapsed.floor() as usize)
+        })
+    }
+
+    pub(super) fn footprint(args: &Args, idle_secs: f64) -> Footprint {
+        let n = args.b_peer_jobs;
+        let rt = runtime(args.workers);
+        rt.block_on(async {
+            let mut sched = JobScheduler::new().await.expect("peer scheduler");
+            sched.start().await.expect("start");
+            let rss0 = rss_bytes();
+            let t0 = Instant::now();
+            for i in 0..n {
+                let period = Duration::from_secs(60 + ((i * 7919) % 3541) as u64);
+                sched
+                    .add(Job::new_repeated(period, |_, _| {}).expect("job"))
+                    .await
+                    .expect("add");
+            }
+            let register_s = t0.elapsed().as_secs_f64();
+            let rss1 = rss_bytes();
+            let cpu0 = cpu_ns();
+            tokio::time::sleep(Duration::from_secs_f64(idle_secs)).await;
+            let cpu1 = cpu_ns();
+            let _ = sched.shutdown().await;
+            Footprint {
+                bytes_per_job: rss1.saturating_sub(rss0) as f64 / n as f64,
+                register_s,
+                idle_cpu_ms_per_10s: (cpu1 - cpu0) as f64 / 1e6 * (10.0 / idle_secs),
+            }
+        })
+    }
+
+    pub(super) fn throughput(args: &Args) -> Throughput {
+        let n = args.c_jobs;
+        let count = Arc::new(AtomicUsize::new(0));
+        let rt = runtime(args.workers);
+        rt.block_on(async {
+            let mut sched = JobScheduler::new().await.expect("peer scheduler");
+            for _ in 0..n {
+                let c = Arc::clone(&count);
+                sched
+                    .add(
+                        Job::new_one_shot(Duration::ZERO, move |_, _| {
+                            c.fetch_add(1, Ordering::Relaxed);
+                        })
+                        .expect("job"),
+                    )
+                    .await
+                    .expect("add");
+            }
+            let cpu0 = cpu_ns();
+            let t0 = Instant::now();
+            sched.start().await.expect("start");
+            // Wait until all ran, or 30 s.
+            while count.load(Ordering::Relaxed) < n && t0.elapsed() < Duration::from_secs(30) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let elapsed = t0.elapsed().as_secs_f64();
+            let cpu1 = cpu_ns();
+            let ran = count.load(Ordering::Relaxed);
+            let _ = sched.shutdown().await;
+            Throughput {
+                jobs_per_s: ran as f64 / elapsed,
+                cpu_ns_per_fire: (cpu1 - cpu0) as f64 / ran.max(1) as f64,
+                ran,
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+
+fn lateness_line(name: &str, what: &str, mine: Lateness, peer: Option<Lateness>) {
+    let mut line = format!(
+        "{name} {what}: myrmex p50 {} p99 {} max {} fires {}/{}",
+        ms(mine.p50),
+        ms(mine.p99),
+        ms(mine.max),
+        mine.fires,
+        mine.expected
+    );
+    if let Some(p) = peer {
+        line.push_str(&format!(
+            " | tokio-cron-scheduler p50 {} p99 {} max {} fires {}/{} | p99 ratio {:.0}x",
+            ms(p.p50),
+            ms(p.p99),
+            ms(p.max),
+            p.fires,
+            p.expected,
+            p.p99 / mine.p99.max(1.0)
+        ));
+    }
+    println!("{line}");
+}
+
+fn main() {
+    let args = parse_args();
+    let runs = args.runs;
+    let s = args.scale;
+    let want = |c: char| args.only.contains(c);
+    println!(
+        "myrmex-bench: runs {runs}, scale {s}, workers {}, cores {}",
+        args.workers,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for (name, jobs, idle, secs, what) in [
+        ('A', 100, 0, 20.0, "100 jobs every 1 s for 20 s"),
+        ('D', 1_000, 0, 10.0, "1,000 jobs every 1 s for 10 s"),
+        ('E', 100, 100_000, 20.0, "A plus 100,000 idle jobs"),
+    ] {
+        if !want(name) {
+            continue;
+        }
+        let secs = (secs * s).max(2.0);
+        let mine = median_lateness(
+            (0..runs)
+                .map(|_| myrmex_lateness(&args, jobs, idle, secs))
+                .collect(),
+        );
+        let peer = args.peer.then(|| {
+            median_lateness(
+                (0..runs)
+                    .map(|_| peer::lateness(&args, jobs, idle, secs))
+                    .collect(),
+            )
+        });
+        lateness_line(&name.to_string(), what, mine, peer);
+    }
+    if want('B') {
+        let idle_secs = (10.0 * s).max(2.0);
+        let mine: Vec<Footprint> = (0..runs)
+            .map(|_| myrmex_footprint(&args, idle_secs))
+            .collect();
+        let mut line = format!(
+            "B {} idle interval jobs: myrmex {:.0} B/job, registered in {:.2} s, idle CPU {:.3} ms per 10 s",
+            args.b_jobs,
+            median(mine.iter().map(|f| f.bytes_per_job).collect()),
+            median(mine.iter().map(|f| f.register_s).collect()),
+            median(mine.iter().map(|f| f.idle_cpu_ms_per_10s).collect()),
+        );
+        if args.peer {
+            let p: Vec<Footprint> = (0..runs)
+                .map(|_| peer::footprint(&args, idle_secs))
+                .collect();
+            line.push_str(&format!(
+                " | tokio-cron-scheduler ({} jobs) {:.0} B/job, registered in {:.2} s, idle CPU {:.3} ms per 10 s",
+                args.b_peer_jobs,
+                median(p.iter().map(|f| f.bytes_per_job).collect()),
+                median(p.iter().map(|f| f.register_s).collect()),
+                median(p.iter().map(|f| f.idle_cpu_ms_per_10s).collect()),
+            ));
+        }
+        println!("{line}");
+    }
+    if want('C') {
+        let mine: Vec<Throughput> = (0..runs).map(|_| myrmex_throughput(&args)).collect();
+        let mine_rate = median(mine.iter().map(|t| t.jobs_per_s).collect());
+        let mut line = format!(
+            "C {} one-shots due now: myrmex {:.0} jobs/s, {:.0} ns CPU per fire, ran {}",
+            args.c_jobs,
+            mine_rate,
+            median(mine.iter().map(|t| t.cpu_ns_per_fire).collect()),
+            mine.iter().map(|t| t.ran).min().unwrap_or(0),
+        );
+        if args.peer {
+            let p: Vec<Throughput> = (0..runs).map(|_| peer::throughput(&args)).collect();
+            let rate = median(p.iter().map(|t| t.jobs_per_s).collect());
+            line.push_str(&format!(
+                " | tokio-cron-scheduler {:.0} jobs/s, {:.0} ns CPU per fire, ran {} | ratio {:.1}x",
+                rate,
+                median(p.iter().map(|t| t.cpu_ns_per_fire).collect()),
+                p.iter().map(|t| t.ran).min().unwrap_or(0),
+                mine_rate / rate.max(1.0),
+            ));
+        }
+        println!("{line}");
+    }
+}
