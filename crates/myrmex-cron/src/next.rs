@@ -2,29 +2,36 @@
 //!
 //! # How the search works
 //!
-//! The time line is cut into *segments* by the zone's transitions; inside a
-//! segment the UTC offset is constant, so civil time and instants map one to one
-//! by adding the offset. A search keeps the segment it is in (two transition
-//! look-ups) and finds the next matching civil second with pure integer
-//! arithmetic, field by field (year, month, day, hour, minute, second), using
-//! `trailing_zeros`/`leading_zeros` on the bit sets: no minute-by-minute scan.
+//! Civil times are plain integers ("civil seconds", see `calendar.rs`). The
+//! next matching civil time is found field by field (year, month, day, hour,
+//! minute, second) with `trailing_zeros`/`leading_zeros` on the bit sets: no
+//! minute-by-minute scan. What remains is mapping civil times to instants
+//! under the dialect's DST rules, and two cases make that cheap:
 //!
-//! The DST rules of the dialect then fall out of the segment boundaries:
+//! * **Jobs that fire once in a fold** (fixed-time jobs, and every job under
+//!   [`DstPolicy::Skip`]). Each matching civil time `c` fires at most once, at
+//!   the first instant whose local time reaches `c`: the only instant, the
+//!   earlier one of a fold, or the end of a gap (when the policy shifts gap
+//!   times). That instant grows with `c`, so the next fire time after `t` is
+//!   given by the first matching civil time after `t`'s local time whose
+//!   instant is after `t` ([`Cron::next_once`]): one offset look-up for `t` and
+//!   one ambiguity look-up per candidate, nothing else.
+//! * **Wildcard jobs under the default policy.** An instant fires exactly when
+//!   its local time matches: gap times never exist, fold times exist twice.
+//!   The time line is cut into *segments* by the zone's transitions; inside one
+//!   the offset is constant and civil time maps to instants by subtraction. The
+//!   search finds the first match in the current segment's civil range, else
+//!   moves to the next segment (whose civil range may restart inside a fold).
 //!
-//! * A segment that begins with a fold (the offset went down) repeats the civil
-//!   times `[start + off, start + prev_off)`. A job that fires once in a fold
-//!   (fixed-time, or any job under [`DstPolicy::Skip`]) ignores that repeated
-//!   part, because those civil times already fired in the previous segment.
-//! * A segment boundary with a gap (the offset went up) skips the civil times
-//!   `[end + off, end + next_off)`. A fixed-time job under the default policy
-//!   fires at the boundary instant when one of its civil times lies in the gap.
-//! * Several civil times landing on one instant yield that instant once,
-//!   because the search returns instants and always moves strictly past them.
+//! Several civil times landing on one instant yield that instant once, since
+//! searches return instants and always move strictly past them.
 //!
-//! When the next match is days beyond the current segment the search
-//! re-synchronises two days before it instead of walking every transition in
-//! between: nothing can fire in the skipped span because no civil time in it
-//! matches, and offsets differ by at most 26 hours.
+//! Iterators keep a [`Cursor`]: the current segment and the last civil
+//! search, so consecutive occurrences inside one segment need no look-up in
+//! the zone at all. When the next match is days beyond the current segment,
+//! the search re-synchronises two days before it instead of walking every
+//! transition in between: nothing can fire in the skipped span because no
+//! civil time in it matches, and offsets differ by at most 26 hours.
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
@@ -421,6 +428,12 @@ impl Cursor {
     }
 
     /// The first fire instant (Unix seconds) strictly after instant `t`.
+    ///
+    /// Jobs that fire once in a fold go through [`Cursor::next_once`]. For the
+    /// others (wildcard jobs under the default policy) an instant fires exactly
+    /// when its local time matches, so the search walks the zone's segments:
+    /// the first match in the current segment's civil range, else the next
+    /// segment (which may begin with a fold repeating earlier civil times).
     pub(crate) fn next(&mut self, cron: &Cron, tz: &TimeZone, t: i64) -> Option<i64> {
         if cron.once_in_fold() {
             return self.next_once(cron, tz, t);
@@ -431,23 +444,14 @@ impl Cursor {
         let t = t.max(CIVIL_MIN - MARGIN);
         let mut seg = match self.seg {
             Some(s) if s.start <= t && t < s.end => s,
-            // Only jobs that fire once in a fold look at the segment's start.
-            _ if cron.once_in_fold() => Seg::at(tz, t),
             _ => Seg::forward_at(tz, t),
         };
         let mut lo = t + 1 + seg.off;
         // Until the search has stepped into a segment from its start, civil
         // times before `lo` may still fire in the second half of a fold at the
         // end of this segment, so it must step rather than jump.
-        let mut from_start = cron.once_in_fold() || seg.next_off >= seg.off;
+        let mut from_start = seg.next_off >= seg.off;
         let result = loop {
-            if cron.once_in_fold()
-                && lo < seg.start.saturating_add(RESYNC)
-                && let Some(prev) = seg.prev_off(tz)
-                && prev > seg.off
-            {
-                lo = lo.max(seg.start + prev);
-            }
             let Some(c) = self.civil_next(cron, lo) else {
                 break None;
             };
@@ -458,18 +462,11 @@ impl Cursor {
             if from_start && c - hi > RESYNC {
                 // Nothing matches between here and `c`: jump close to it.
                 let t2 = c - seg.off - MARGIN;
-                seg = Seg::at(tz, t2);
+                seg = Seg::forward_at(tz, t2);
                 lo = t2 + 1 + seg.off;
                 continue;
             }
-            let next = seg.following(tz);
-            // `c` is the first match at or after `hi`: the gap holds a match
-            // exactly when `c` falls inside it.
-            if next.off > seg.off && cron.shifts_gap() && c < seg.end + next.off {
-                seg = next;
-                break Some(seg.start);
-            }
-            seg = next;
+            seg = seg.following(tz);
             lo = seg.start + seg.off;
             from_start = true;
         };

@@ -58,6 +58,33 @@ impl YearSet {
 }
 
 /// How fire times that fall into a daylight-saving gap or fold are treated.
+///
+/// A job is *fixed-time* when neither its minute nor its hour field begins
+/// with `*` ([`Cron::is_fixed_time`]); otherwise it is a *wildcard* job.
+/// Whatever the policy, several matching times that land on one instant fire
+/// once.
+///
+/// ```
+/// use jiff::Zoned;
+/// use myrmex_cron::{Cron, DstPolicy};
+///
+/// // 2026-11-01 in New York: 01:00-01:59 happens twice (EDT, then EST).
+/// let after: Zoned = "2026-11-01T00:45:00-04:00[America/New_York]".parse()?;
+/// let hourly: Cron = "30 * * * *".parse()?; // wildcard: both instants
+/// let times: Vec<String> = hourly.iter_after(&after).take(3).map(|z| z.to_string()).collect();
+/// assert_eq!(times, [
+///     "2026-11-01T01:30:00-04:00[America/New_York]",
+///     "2026-11-01T01:30:00-05:00[America/New_York]",
+///     "2026-11-01T02:30:00-05:00[America/New_York]",
+/// ]);
+/// let skip = hourly.with_dst_policy(DstPolicy::Skip); // once, the earlier
+/// let times: Vec<String> = skip.iter_after(&after).take(2).map(|z| z.to_string()).collect();
+/// assert_eq!(times, [
+///     "2026-11-01T01:30:00-04:00[America/New_York]",
+///     "2026-11-01T02:30:00-05:00[America/New_York]",
+/// ]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DstPolicy {
@@ -71,6 +98,14 @@ pub enum DstPolicy {
 }
 
 /// A parsed cron expression. `Copy`, no heap allocation.
+///
+/// Build it with [`Cron::parse`] or [`str::parse`]; ask it for fire times with
+/// [`Cron::next_after`], [`Cron::prev_before`], the iterators, or
+/// [`Cron::matches`]. Every value set is a bit set, so matching and searching
+/// are bit operations (`trailing_zeros` to jump to the next allowed value).
+/// Two expressions that differ only in spelling (`MON` vs `1`, `*/15` vs
+/// `0-59/15`) may still compare unequal when their restricted/wildcard flags
+/// differ, because those flags change the meaning (Vixie day rule, DST rule).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cron {
     /// Bit `s` for second `s` (0..60). A 5-field expression has only bit 0.
