@@ -365,6 +365,8 @@ fn scheduler_loop(
         let now = Instant::now();
         if now >= next_materialize {
             match store.materialize(cfg.lookahead) {
+                // A full batch means more jobs are due: go again right away.
+                Ok(r) if r.jobs >= crate::store::MATERIALIZE_BATCH => {}
                 Ok(_) => next_materialize = now + jitter(cfg.tick, &mut seed),
                 Err(e) => {
                     session.failed("materialize", &e);
@@ -404,6 +406,11 @@ fn scheduler_loop(
         match store.next_due() {
             Ok((due, db_now)) => {
                 base = (Instant::now(), db_now);
+                // Node clocks decide nothing, but a large skew shifts sleeps: say so.
+                let skew = Timestamp::now().duration_since(db_now);
+                if skew.abs() > jiff::SignedDuration::from_secs(1) {
+                    tracing::warn!(skew = %skew, "local clock differs from the database's");
+                }
                 if let Some(due) = due {
                     wake = wake.min(local_instant(due, base));
                 }

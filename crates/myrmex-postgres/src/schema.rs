@@ -42,6 +42,7 @@ CREATE TABLE sched_job (
   updated_at        timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX sched_job_due ON sched_job (next_fire_at) WHERE next_fire_at IS NOT NULL AND NOT paused;
+CREATE INDEX sched_job_after ON sched_job (((trigger_spec->>'after_job')::bigint)) WHERE trigger_kind = 'after';
 
 CREATE TABLE sched_pipeline_stage (
   pipeline_id bigint NOT NULL,

@@ -199,6 +199,9 @@ pub struct EditOutcome {
 /// backlog continues on the next pass.
 const MAX_OCCURRENCES_PER_PASS: usize = 10_000;
 
+/// The most jobs one materialization pass locks.
+pub(crate) const MATERIALIZE_BATCH: usize = 100;
+
 struct JobRow {
     id: JobId,
     name: String,
@@ -646,22 +649,24 @@ impl PgStore {
                 &[&job.0],
             )
             .map_err(db("list runs"))?;
-        rows.iter()
-            .map(|r| {
-                Ok(RunInfo {
-                    id: RunId(r.get(0)),
-                    job: JobId(r.get(1)),
-                    scheduled_at: r.get(2),
-                    stage: r.get(3),
-                    origin: Origin::parse(r.get(4))?,
-                    state: RunState::parse(r.get(5))?,
-                    attempt: r.get(6),
-                    pending_deps: r.get(7),
-                    lease_owner: r.get(8),
-                    def_version: r.get(9),
-                })
-            })
-            .collect()
+        rows.iter().map(run_info).collect()
+    }
+
+    /// The runs currently leased, with their owners (for status pages: which node
+    /// runs what), oldest claim first.
+    ///
+    /// # Errors
+    /// [`Error::Db`]; [`Error::Corrupt`] for an unknown state.
+    pub fn running(&mut self) -> Result<Vec<RunInfo>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT id, job_id, scheduled_at, stage, origin, state, attempt, pending_deps, lease_owner, def_version
+                 FROM sched_run WHERE state = 'running' ORDER BY started_at, id",
+                &[],
+            )
+            .map_err(db("list running runs"))?;
+        rows.iter().map(run_info).collect()
     }
 
     // ----------------------------------------------------------- materialize
@@ -681,7 +686,7 @@ impl PgStore {
                 &format!(
                     "SELECT {JOB_COLUMNS}, now() FROM sched_job
                      WHERE NOT paused AND next_fire_at <= now() + $1::bigint * interval '1 ms'
-                     ORDER BY next_fire_at LIMIT 100 FOR NO KEY UPDATE SKIP LOCKED"
+                     ORDER BY next_fire_at LIMIT {MATERIALIZE_BATCH} FOR NO KEY UPDATE SKIP LOCKED"
                 ),
                 &[&(lookahead.as_millis() as i64)],
             )
@@ -1081,6 +1086,21 @@ impl PgStore {
         tx.commit().map_err(db("commit a cancel"))?;
         Ok(n > 0)
     }
+}
+
+fn run_info(r: &Row) -> Result<RunInfo> {
+    Ok(RunInfo {
+        id: RunId(r.get(0)),
+        job: JobId(r.get(1)),
+        scheduled_at: r.get(2),
+        stage: r.get(3),
+        origin: Origin::parse(r.get(4))?,
+        state: RunState::parse(r.get(5))?,
+        attempt: r.get(6),
+        pending_deps: r.get(7),
+        lease_owner: r.get(8),
+        def_version: r.get(9),
+    })
 }
 
 fn claim_sql(candidates: &str) -> String {

@@ -11,6 +11,15 @@ use myrmex_postgres::{JobSpec, MisfirePolicy, OverlapPolicy, PgStore, StageSpec,
 
 use crate::common::{count, db, now};
 
+/// Progress and results go to the process's stderr directly, so they show in a
+/// passing run too (the harness captures `eprintln!`).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 const LEASE_MS: i64 = 2000;
 const POLL_MS: u64 = 500;
 const NODES: usize = 3;
@@ -223,7 +232,7 @@ fn chaos_three_nodes_keep_every_invariant() {
     for i in 0..NODES {
         cluster.start(i);
     }
-    eprintln!("chaos: {secs} s, seed {seed}, schema {}", t.options.schema);
+    say!("chaos: {secs} s, seed {seed}, schema {}", t.options.schema);
 
     let end = Instant::now() + Duration::from_secs(secs);
     let mut n_events = 0;
@@ -285,7 +294,7 @@ fn chaos_three_nodes_keep_every_invariant() {
         std::thread::sleep(Duration::from_millis(500));
     }
     drop(cluster);
-    eprintln!("chaos: {kills} kills, {stops} freezes, {terminated} sessions terminated");
+    say!("chaos: {kills} kills, {stops} freezes, {terminated} sessions terminated");
 
     // I1 no gaps: every grid point from the first occurrence to below the frozen
     // watermark has a run.
@@ -422,7 +431,7 @@ fn chaos_three_nodes_keep_every_invariant() {
         f(&recovery[0], 1),
         recovery[0].get::<_, i64>(2),
     );
-    eprintln!(
+    say!(
         "chaos: {runs} runs; fenced completions {fenced}; lateness p50 {l50:.0} ms p99 {l99:.0} ms (n={ln}); \
          recovery after kill/freeze p50 {r50:.0} ms = {:.2} leases, max {rmax:.0} ms = {:.2} leases (n={rn}); \
          rescues without a kill/freeze {unexplained}",

@@ -142,6 +142,12 @@ fn heartbeats_renew_only_owned_runs() {
     let nodes = a.nodes().unwrap();
     assert_eq!(nodes.len(), 1);
     assert_eq!((nodes[0].node_id.as_str(), nodes[0].running), ("a", 1));
+    let running = a.running().unwrap();
+    assert_eq!(running.len(), 1);
+    assert_eq!(
+        (running[0].id, running[0].lease_owner.as_deref()),
+        (run, Some("a"))
+    );
     expire_all_leases(&mut a);
     let cb = b.claim(1).unwrap().remove(0);
     assert_eq!((cb.run, cb.attempt, cb.rescued), (run, 2, true));
