@@ -5,7 +5,7 @@
 //! 2. Start lateness (p50/p99) of three node processes with the NOTIFY hint.
 //! 3. Recovery time after `kill -9` of the node holding a run, as a multiple of the lease.
 //!
-//! Sizes: `MYRMEX_BENCH_JOBS` (default 500 jobs × 40 backlog occurrences),
+//! Sizes: `MYRMEX_BENCH_JOBS` (default 300 jobs × 30 backlog occurrences),
 //! `MYRMEX_BENCH_LATENESS_SECS` (default 20), `MYRMEX_BENCH_KILLS` (default 5).
 
 use std::process::{Child, Command, Stdio};
@@ -13,7 +13,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
-use myrmex_postgres::{ConnectOptions, JobSpec, MisfirePolicy, PgStore, Trigger};
+use myrmex_postgres::{ConnectOptions, JobSpec, MisfirePolicy, PgStore, StageSpec, Trigger};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -40,8 +40,8 @@ fn one(store: &mut PgStore, sql: &str) -> f64 {
 }
 
 fn throughput(url: &str) {
-    let jobs = env_or("MYRMEX_BENCH_JOBS", 500);
-    let backlog = 40;
+    let jobs = env_or("MYRMEX_BENCH_JOBS", 300);
+    let backlog = 30;
     let options = fresh(url, "bench_throughput");
     let mut admin = PgStore::connect(&options).expect("connect");
     let start = admin.db_now().unwrap() - SignedDuration::from_secs(backlog);
@@ -112,7 +112,7 @@ impl Drop for Nodes {
     }
 }
 
-fn node(url: &str, schema: &str, id: &str) -> Child {
+fn node(url: &str, schema: &str, id: &str, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_myrmex-postgres-node"))
         .args([
             "--url",
@@ -124,6 +124,7 @@ fn node(url: &str, schema: &str, id: &str) -> Child {
             "--workers",
             "8",
         ])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -141,26 +142,44 @@ fn effect_table(store: &mut PgStore) {
         .unwrap();
 }
 
-fn lateness(url: &str) {
+fn lateness(url: &str, listen: bool) {
     let secs = env_or("MYRMEX_BENCH_LATENESS_SECS", 20);
-    let schema = "bench_lateness";
+    let schema = if listen {
+        "bench_lateness"
+    } else {
+        "bench_lateness_poll"
+    };
     let options = fresh(url, schema);
     let mut admin = PgStore::connect(&options).expect("connect");
     effect_table(&mut admin);
     let start = admin.db_now().unwrap() + SignedDuration::from_secs(2);
     for i in 0..20 {
-        let mut spec = JobSpec::new(
-            &format!("j{i}"),
-            "work",
-            Trigger::every(SignedDuration::from_millis(500 + 100 * (i % 6))),
-        );
+        let every = SignedDuration::from_millis(500 + 100 * (i % 6));
+        let mut spec = JobSpec::new(&format!("j{i}"), "work", Trigger::every(every));
         spec.start = Some(start);
         spec.payload = serde_json::json!({"min_ms": 5, "max_ms": 50});
         admin.create_job(&spec).unwrap();
     }
+    for i in 0..3 {
+        let mut p = JobSpec::new(
+            &format!("p{i}"),
+            "",
+            Trigger::every(SignedDuration::from_secs(1)),
+        );
+        p.start = Some(start);
+        p.payload = serde_json::json!({"min_ms": 5, "max_ms": 20});
+        p.pipeline = vec![
+            StageSpec::new("a", "work", &[]),
+            StageSpec::new("b", "work", &["a"]),
+            StageSpec::new("c", "work", &["a"]),
+            StageSpec::new("d", "work", &["b", "c"]),
+        ];
+        admin.create_job(&p).unwrap();
+    }
+    let extra: &[&str] = if listen { &[] } else { &["--no-listen"] };
     let nodes = Nodes(
         (0..3)
-            .map(|i| node(url, schema, &format!("late{i}")))
+            .map(|i| node(url, schema, &format!("late{i}"), extra))
             .collect(),
     );
     std::thread::sleep(Duration::from_secs(secs + 2));
@@ -172,17 +191,37 @@ fn lateness(url: &str) {
     let sql = |p: f64| {
         format!(
             "SELECT percentile_cont({p}) WITHIN GROUP (ORDER BY extract(epoch FROM a.started_at - r.scheduled_at) * 1000)
-             FROM sched_run r JOIN sched_attempt a ON a.run_id = r.id AND a.attempt = 1"
+             FROM sched_run r JOIN sched_attempt a ON a.run_id = r.id AND a.attempt = 1 WHERE r.stage IN ('', 'a')"
+        )
+    };
+    let dep_sql = |p: f64| {
+        format!(
+            "SELECT percentile_cont({p}) WITHIN GROUP (ORDER BY ms) FROM (
+               SELECT extract(epoch FROM a.started_at - max(p.finished_at)) * 1000 AS ms
+               FROM sched_run_dep d JOIN sched_run p ON p.id = d.dep_run_id
+               JOIN sched_attempt a ON a.run_id = d.run_id AND a.attempt = 1
+               GROUP BY d.run_id, a.started_at) x"
         )
     };
     let n = one(
         &mut admin,
-        "SELECT count(*)::float8 FROM sched_attempt WHERE attempt = 1",
+        "SELECT count(*)::float8 FROM sched_run r JOIN sched_attempt a ON a.run_id = r.id AND a.attempt = 1
+         WHERE r.stage IN ('', 'a')",
     );
+    let hint = if listen {
+        "NOTIFY hint"
+    } else {
+        "polling only, 1 s"
+    };
     println!(
-        "| start lateness p50 / p99 (3 nodes, 20 jobs at 0.5-1 s, {secs} s, NOTIFY + lookahead) | {:.1} ms / {:.1} ms (n = {n}) |",
+        "| start lateness p50 / p99 (3 nodes, 23 jobs at 0.5-1 s, {secs} s, {hint}) | {:.1} ms / {:.1} ms (n = {n}) |",
         one(&mut admin, &sql(0.5)),
         one(&mut admin, &sql(0.99))
+    );
+    println!(
+        "| pipeline stage start after its last parent finished, p50 / p99 ({hint}) | {:.1} ms / {:.1} ms |",
+        one(&mut admin, &dep_sql(0.5)),
+        one(&mut admin, &dep_sql(0.99))
     );
 }
 
@@ -195,7 +234,7 @@ fn recovery(url: &str) {
     effect_table(&mut admin);
     let mut nodes = Nodes(
         (0..3)
-            .map(|i| node(url, schema, &format!("rec{i}-0")))
+            .map(|i| node(url, schema, &format!("rec{i}-0"), &[]))
             .collect(),
     );
     let mut samples = Vec::new();
@@ -220,7 +259,7 @@ fn recovery(url: &str) {
         let killed_at = admin.db_now().unwrap();
         let _ = nodes.0[i].kill();
         let _ = nodes.0[i].wait();
-        nodes.0[i] = node(url, schema, &format!("rec{i}-{}", k + 1));
+        nodes.0[i] = node(url, schema, &format!("rec{i}-{}", k + 1), &[]);
         let restarted: jiff::Timestamp = loop {
             let row = admin
                 .client()
@@ -267,6 +306,7 @@ fn main() {
     };
     println!("| measure | result |\n|---|---|");
     throughput(&url);
-    lateness(&url);
+    lateness(&url, true);
+    lateness(&url, false);
     recovery(&url);
 }

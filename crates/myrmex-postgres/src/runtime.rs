@@ -42,6 +42,9 @@ pub struct NodeConfig {
     /// Local trust margin: `still_owned()` turns false this long (at most a quarter
     /// of the lease) before the lease would end, measured on the monotonic clock.
     pub trust_margin: Duration,
+    /// Whether to LISTEN for the wake-up hint (turning it off leaves polling and
+    /// the timers only; for comparisons).
+    pub listen: bool,
     /// Host name recorded in `sched_node`.
     pub hostname: String,
     /// Version recorded in `sched_node`.
@@ -60,6 +63,7 @@ impl NodeConfig {
             poll: Duration::from_secs(1),
             heartbeat: Duration::from_secs(10),
             trust_margin: Duration::from_secs(2),
+            listen: true,
             hostname: hostname(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }
@@ -232,7 +236,7 @@ impl Node {
                 Box::new(move || worker_loop(&s, &rx, &tx, &h)),
             ));
         }
-        {
+        if shared.config.listen {
             let (s, tx) = (shared.clone(), ev_tx.clone());
             threads.push(spawn(
                 "myrmex-listen".into(),

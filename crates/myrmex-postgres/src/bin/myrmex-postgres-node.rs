@@ -1,6 +1,6 @@
 //! A cluster node on synthetic work, for the chaos test and the benchmark.
 //!
-//! `myrmex-postgres-node --url URL --schema S --node-id ID [--workers N] [--poll-ms MS]`
+//! `myrmex-postgres-node --url URL --schema S --node-id ID [--workers N] [--poll-ms MS] [--no-listen]`
 //!
 //! Registers one handler, `work`: it sleeps for a duration between the payload's
 //! `min_ms` and `max_ms` (derived from the occurrence key and attempt), checks
@@ -58,7 +58,7 @@ fn main() {
         arg(&args, "--node-id"),
     ) else {
         eprintln!(
-            "usage: myrmex-postgres-node --url URL --schema S --node-id ID [--workers N] [--poll-ms MS]"
+            "usage: myrmex-postgres-node --url URL --schema S --node-id ID [--workers N] [--poll-ms MS] [--no-listen]"
         );
         std::process::exit(2);
     };
@@ -71,6 +71,7 @@ fn main() {
     let mut config = NodeConfig::new(ConnectOptions::new(&url).schema(&schema).node_id(&node_id));
     config.workers = workers;
     config.poll = Duration::from_millis(poll);
+    config.listen = !args.iter().any(|a| a == "--no-listen");
     let mut handlers: HashMap<String, Handler> = HashMap::new();
     handlers.insert("work".into(), Arc::new(work));
     let node = loop {
