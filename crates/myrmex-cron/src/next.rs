@@ -46,6 +46,9 @@ const CIVIL_MIN: i64 = 0;
 const CIVIL_MAX: i64 = 7_289_567_999;
 /// Instants further than this outside the civil bounds cannot reach a fire time.
 const MARGIN: i64 = 2 * DAY;
+/// Iterators of fixed-time jobs cache the zone segment when occurrences are
+/// closer together than this.
+const CACHE_SEGMENT_BELOW: i64 = 45 * DAY;
 /// When a match lies further than this past the segment, re-synchronise.
 const RESYNC: i64 = 4 * DAY;
 
@@ -165,6 +168,37 @@ impl Seg {
     }
 }
 
+/// The matching days of the last month looked at: consecutive searches of an
+/// iterator usually start in the month where the previous one ended.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MonthMask {
+    year: i32,
+    month: u32,
+    mask: u64,
+}
+
+impl MonthMask {
+    pub(crate) const fn new() -> MonthMask {
+        MonthMask {
+            year: 0,
+            month: 0,
+            mask: 0,
+        }
+    }
+
+    #[inline]
+    fn get(&mut self, cron: &Cron, year: i32, month: u32) -> u64 {
+        if self.year != year || self.month != month {
+            *self = MonthMask {
+                year,
+                month,
+                mask: cron.month_mask(year, month),
+            };
+        }
+        self.mask
+    }
+}
+
 /// Remembers the last civil search so that a repeated query inside the known
 /// match-free span costs nothing.
 #[derive(Clone, Copy, Debug)]
@@ -202,26 +236,24 @@ impl Cron {
 
     /// The first matching civil second `>= lo` (years 1970..=2199).
     #[inline]
-    pub(crate) fn civil_next(&self, lo: i64) -> Option<i64> {
-        self.civil_next_parts(lo).map(Civil::to_secs)
+    pub(crate) fn civil_next(&self, lo: i64, masks: &mut MonthMask) -> Option<i64> {
+        self.civil_next_parts(lo, masks).map(Civil::to_secs)
     }
 
     /// The last matching civil second `<= hi` (years 1970..=2199).
     #[inline]
-    pub(crate) fn civil_prev(&self, hi: i64) -> Option<i64> {
-        self.civil_prev_parts(hi).map(Civil::to_secs)
+    pub(crate) fn civil_prev(&self, hi: i64, masks: &mut MonthMask) -> Option<i64> {
+        self.civil_prev_parts(hi, masks).map(Civil::to_secs)
     }
 
     /// [`Cron::civil_next`], split into parts.
-    pub(crate) fn civil_next_parts(&self, lo: i64) -> Option<Civil> {
+    pub(crate) fn civil_next_parts(&self, lo: i64, masks: &mut MonthMask) -> Option<Civil> {
         if lo > CIVIL_MAX {
             return None;
         }
         let c = Civil::from_secs(lo.max(CIVIL_MIN));
         let (mut y, mut mo, mut d) = (c.year, c.month, c.day);
         let (mut h, mut mi, mut s) = (c.hour, c.minute, c.second);
-        let mut mask_key = (0, 0);
-        let mut mask = 0u64;
         loop {
             if y > 2199 {
                 return None;
@@ -242,11 +274,7 @@ impl Cron {
             if m != mo {
                 (mo, d, h, mi, s) = (m, 1, 0, 0, 0);
             }
-            if mask_key != (y, mo) {
-                mask_key = (y, mo);
-                mask = self.month_mask(y, mo);
-            }
-            let days = mask >> d;
+            let days = masks.get(self, y, mo) >> d;
             if days == 0 {
                 mo += 1;
                 (d, h, mi, s) = (1, 0, 0, 0);
@@ -295,15 +323,13 @@ impl Cron {
     }
 
     /// [`Cron::civil_prev`], split into parts.
-    pub(crate) fn civil_prev_parts(&self, hi: i64) -> Option<Civil> {
+    pub(crate) fn civil_prev_parts(&self, hi: i64, masks: &mut MonthMask) -> Option<Civil> {
         if hi < CIVIL_MIN {
             return None;
         }
         let c = Civil::from_secs(hi.min(CIVIL_MAX));
         let (mut y, mut mo, mut d) = (c.year, i64::from(c.month), i64::from(c.day));
         let (mut h, mut mi, mut s) = (i64::from(c.hour), i64::from(c.minute), i64::from(c.second));
-        let mut mask_key = (0, 0);
-        let mut mask = 0u64;
         loop {
             if y < 1970 {
                 return None;
@@ -324,11 +350,7 @@ impl Cron {
             if m != mo {
                 (mo, d, h, mi, s) = (m, 31, 23, 59, 59);
             }
-            if mask_key != (y, mo) {
-                mask_key = (y, mo);
-                mask = self.month_mask(y, mo as u32);
-            }
-            let days = bits_le(mask, d);
+            let days = bits_le(masks.get(self, y, mo as u32), d);
             if days == 0 {
                 mo -= 1;
                 (d, h, mi, s) = (31, 23, 59, 59);
@@ -382,6 +404,7 @@ impl Cron {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Cursor {
     seg: Option<Seg>,
+    masks: MonthMask,
     memo_next: Option<Memo>,
     memo_prev: Option<Memo>,
 }
@@ -390,6 +413,7 @@ impl Cursor {
     pub(crate) const fn new() -> Cursor {
         Cursor {
             seg: None,
+            masks: MonthMask::new(),
             memo_next: None,
             memo_prev: None,
         }
@@ -402,7 +426,7 @@ impl Cursor {
         {
             return m.result;
         }
-        let result = cron.civil_next(lo);
+        let result = cron.civil_next(lo, &mut self.masks);
         self.memo_next = Some(Memo {
             from: lo,
             to: result.unwrap_or(i64::MAX),
@@ -418,7 +442,7 @@ impl Cursor {
         {
             return m.result;
         }
-        let result = cron.civil_prev(hi);
+        let result = cron.civil_prev(hi, &mut self.masks);
         self.memo_prev = Some(Memo {
             from: hi,
             to: result.unwrap_or(i64::MIN),
@@ -490,15 +514,27 @@ impl Cursor {
                 None => true,
             };
             self.seg = Some(seg);
-            if clear_of_fold
-                && let Some(c) = self.civil_next(cron, lo)
-                && c < seg.end.saturating_add(seg.off)
-            {
-                return Some(c - seg.off);
+            if clear_of_fold && let Some(c) = self.civil_next(cron, lo) {
+                if c < seg.end.saturating_add(seg.off) {
+                    return Some(c - seg.off);
+                }
+                // Past this segment: when `c` lies in the next one, clear of
+                // the gap or fold at its start, it maps by that offset alone.
+                if seg.end != i64::MAX {
+                    let next = seg.following(tz);
+                    if c >= next.start + next.off.max(seg.off)
+                        && c < next.end.saturating_add(next.off)
+                    {
+                        self.seg = Some(next);
+                        return Some(c - next.off);
+                    }
+                }
             }
         }
         let r = cron.next_once(tz, t)?;
-        self.seg = (r - t < RESYNC).then(|| Seg::at(tz, r));
+        // Segments last months in practice: caching one (two look-ups) pays
+        // off when several occurrences are likely to fall inside it.
+        self.seg = (r - t < CACHE_SEGMENT_BELOW).then(|| Seg::at(tz, r));
         Some(r)
     }
 
@@ -609,8 +645,9 @@ impl Cron {
         }
         let t = t.max(CIVIL_MIN - MARGIN);
         let mut lo = t + 1 + i64::from(tz.to_offset(ts(t)).seconds());
+        let mut masks = MonthMask::new();
         loop {
-            let parts = self.civil_next_parts(lo)?;
+            let parts = self.civil_next_parts(lo, &mut masks)?;
             let c = parts.to_secs();
             match tz.to_ambiguous_timestamp(jiff_civil(parts)?).offset() {
                 AmbiguousOffset::Unambiguous { offset } => {
@@ -660,8 +697,9 @@ impl Cron {
         {
             hi = hi.max(tr.timestamp().as_second() + i64::from(before.seconds()) - 1);
         }
+        let mut masks = MonthMask::new();
         loop {
-            let parts = self.civil_prev_parts(hi)?;
+            let parts = self.civil_prev_parts(hi, &mut masks)?;
             let c = parts.to_secs();
             match tz.to_ambiguous_timestamp(jiff_civil(parts)?).offset() {
                 AmbiguousOffset::Unambiguous { offset } => {
