@@ -36,6 +36,7 @@ fn job(i: usize) -> JobRecord {
         trigger: TriggerSpec::Cron {
             expr: "*/5 * * * *".into(),
             zone: "Europe/Berlin".into(),
+            dst: None,
         },
         handler: "backup".into(),
         args: serde_json::json!({ "path": format!("/srv/{i}"), "keep": 7 }),

@@ -24,7 +24,7 @@
 //! let store = SqliteStore::open(dir.path().join("myrmex.db"))?;
 //! let now: Timestamp = "2026-01-01T00:00:00Z".parse()?;
 //! let def = JobDefinition {
-//!     trigger: TriggerSpec::Cron { expr: "0 3 * * *".into(), zone: "UTC".into() },
+//!     trigger: TriggerSpec::Cron { expr: "0 3 * * *".into(), zone: "UTC".into(), dst: None },
 //!     handler: "backup".into(),
 //!     args: serde_json::json!({ "path": "/srv" }),
 //!     policies: Default::default(),

@@ -133,6 +133,16 @@ pub enum TriggerSpec {
         /// The instant.
         at: Timestamp,
     },
+    /// Fires once at a civil date and time in a zone.
+    OnceLocal {
+        /// The wall-clock date and time (`"2026-03-29T02:30:00"`).
+        datetime: String,
+        /// The zone (an IANA name such as `"Europe/Berlin"`, or a fixed offset).
+        zone: String,
+        /// The DST disambiguation policy's name (`None`: the default).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dst: Option<String>,
+    },
     /// Fires every `every`, on the grid `anchor + k·every` (never drifting).
     Interval {
         /// The period.
@@ -152,6 +162,9 @@ pub enum TriggerSpec {
         expr: String,
         /// The IANA zone name (`"UTC"`, `"Europe/Berlin"`).
         zone: String,
+        /// The DST policy's name (`None`: the default).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dst: Option<String>,
     },
     /// A calendar recurrence in a zone ("every 2 weeks on MON,THU at 09:30 until 2027-01-01").
     Recurrence {
@@ -165,14 +178,18 @@ pub enum TriggerSpec {
         /// The weekdays it is limited to (`"MON"`..`"SUN"`); empty means any.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         weekdays: Vec<String>,
-        /// The recurrence's start (its first candidate).
+        /// The recurrence's start, as a civil date and time in the zone
+        /// (`"2026-01-05T09:30:00"`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        start: Option<Timestamp>,
+        start: Option<String>,
         /// The last civil date on which it may fire (`"YYYY-MM-DD"`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         until: Option<String>,
         /// The IANA zone name.
         zone: String,
+        /// The DST disambiguation policy's name (`None`: the default).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dst: Option<String>,
     },
     /// Fires whenever any of its triggers fires.
     Union {
@@ -259,9 +276,9 @@ pub struct RetrySpec {
     pub max_attempts: u32,
     /// The delay before each retry.
     pub backoff: BackoffSpec,
-    /// Whether a random jitter is added to each delay.
-    #[serde(default)]
-    pub jitter: bool,
+    /// The bound of a random delay added to each retry delay (zero: none).
+    #[serde(default, skip_serializing_if = "SignedDuration::is_zero")]
+    pub jitter: SignedDuration,
 }
 
 impl Default for RetrySpec {
@@ -271,7 +288,7 @@ impl Default for RetrySpec {
             backoff: BackoffSpec::Fixed {
                 delay: SignedDuration::from_secs(1),
             },
-            jitter: false,
+            jitter: SignedDuration::ZERO,
         }
     }
 }
@@ -316,6 +333,14 @@ pub struct PolicySpec {
     /// The most runs the job may ever make, if bounded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_runs: Option<u64>,
+    /// How many finished runs the scheduler keeps in memory for the job (`None`: its
+    /// default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<u32>,
+    /// Whether the scheduler keeps the job listed after it finished (its trigger is
+    /// exhausted) instead of removing it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_finished: bool,
 }
 
 /// What a dependency edge requires of its upstream run.

@@ -76,10 +76,25 @@ mod format {
             backup.definition.trigger,
             TriggerSpec::Cron {
                 expr: "0 3 * * *".into(),
-                zone: "Europe/Berlin".into()
+                zone: "Europe/Berlin".into(),
+                dst: Some("skip".into()),
             }
         );
         assert_eq!(backup.definition.policies.retry.max_attempts, 3);
+        assert_eq!(
+            backup.definition.policies.retry.jitter,
+            jiff::SignedDuration::from_secs(2)
+        );
+        assert!(backup.definition.policies.keep_finished);
+        let TriggerSpec::Union { triggers } = &jobs[2].definition.trigger else {
+            panic!("report has a union trigger")
+        };
+        assert_eq!(triggers.len(), 4);
+        assert!(matches!(
+            &triggers[3],
+            TriggerSpec::OnceLocal { datetime, zone, dst: Some(dst) }
+                if datetime == "2026-03-29T02:30:00" && zone == "Europe/Paris" && dst == "later"
+        ));
         assert_eq!(backup.state.watermark, Some(ts("2026-01-01T00:03:00Z")));
         assert_eq!(backup.state.run_count, 1);
         assert!(jobs[1].state.paused);
