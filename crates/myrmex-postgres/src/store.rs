@@ -3,7 +3,9 @@
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use postgres::{Client, NoTls, Row, Transaction};
+use std::collections::HashMap;
+
+use postgres::{Client, NoTls, Row, Statement, Transaction};
 use serde_json::Value;
 
 use crate::error::{Error, Result, db};
@@ -265,6 +267,8 @@ struct NewEdge {
 /// with [`PgStore::connect`]).
 pub struct PgStore {
     client: Client,
+    /// Prepared statements of the hot paths, by SQL text (one parse per session).
+    prepared: HashMap<String, Statement>,
     options: ConnectOptions,
     node_id: String,
 }
@@ -296,6 +300,7 @@ impl PgStore {
         };
         Ok(PgStore {
             client,
+            prepared: HashMap::new(),
             options: options.clone().node_id(&node_id),
             node_id,
         })
@@ -305,6 +310,19 @@ impl PgStore {
     #[must_use]
     pub fn node_id(&self) -> &str {
         &self.node_id
+    }
+
+    /// A prepared statement for `sql`, parsed once per session.
+    fn prep(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self
+            .client
+            .prepare(sql)
+            .map_err(db("prepare a statement"))?;
+        self.prepared.insert(sql.to_owned(), s.clone());
+        Ok(s)
     }
 
     /// The options this store was opened with (with the node id filled in).
@@ -809,6 +827,18 @@ impl PgStore {
     }
 
     fn bury_dead(&mut self) -> Result<()> {
+        let any = self.prep(
+            "SELECT EXISTS (SELECT 1 FROM sched_run WHERE state = 'running' AND lease_expires_at < now()
+                              AND attempt >= max_attempts)",
+        )?;
+        let found: bool = self
+            .client
+            .query_one(&any, &[])
+            .map_err(db("look for runs out of attempts"))?
+            .get(0);
+        if !found {
+            return Ok(());
+        }
         let mut tx = self.client.transaction().map_err(db("begin"))?;
         let dead: Vec<(i64, i32)> = tx
             .query(
@@ -839,7 +869,7 @@ impl PgStore {
     }
 
     fn claim_with(&mut self, candidates: &str, batch: usize) -> Result<Vec<ClaimedRun>> {
-        let sql = claim_sql(candidates);
+        let sql = self.prep(&claim_sql(candidates))?;
         let claimed_at = Instant::now();
         let node = self.node_id.clone();
         match self.client.query(&sql, &[&node, &(batch as i64)]) {
@@ -911,25 +941,23 @@ impl PgStore {
         let owned = if ids.is_empty() {
             Vec::new()
         } else {
+            let renew = self.prep(
+                "UPDATE sched_run r SET lease_expires_at = now() + j.lease_ttl_ms * interval '1 ms'
+                 FROM unnest($1::bigint[], $2::int[]) AS h(id, attempt), sched_job j
+                 WHERE r.id = h.id AND r.attempt = h.attempt AND r.state = 'running'
+                   AND r.lease_owner = $3 AND j.id = r.job_id
+                 RETURNING r.id",
+            )?;
             self.client
-                .query(
-                    "UPDATE sched_run r SET lease_expires_at = now() + j.lease_ttl_ms * interval '1 ms'
-                     FROM unnest($1::bigint[], $2::int[]) AS h(id, attempt), sched_job j
-                     WHERE r.id = h.id AND r.attempt = h.attempt AND r.state = 'running'
-                       AND r.lease_owner = $3 AND j.id = r.job_id
-                     RETURNING r.id",
-                    &[&ids, &attempts, &self.node_id],
-                )
+                .query(&renew, &[&ids, &attempts, &self.node_id])
                 .map_err(db("renew leases"))?
                 .iter()
                 .map(|r| RunId(r.get(0)))
                 .collect()
         };
+        let beat = self.prep("UPDATE sched_node SET heartbeat_at = now() WHERE node_id = $1")?;
         self.client
-            .execute(
-                "UPDATE sched_node SET heartbeat_at = now() WHERE node_id = $1",
-                &[&self.node_id],
-            )
+            .execute(&beat, &[&self.node_id])
             .map_err(db("heartbeat the node"))?;
         Ok(owned)
     }
@@ -955,15 +983,40 @@ impl PgStore {
         effects: &mut EffectFn<'_>,
     ) -> Result<Completion> {
         let channel = self.options.channel();
+        let fence = self.prep(
+            "UPDATE sched_run SET state = 'succeeded', finished_at = now(), result = $3,
+               lease_owner = NULL, lease_expires_at = NULL, last_error = NULL
+             WHERE id = $1 AND attempt = $2 AND state = 'running'
+             RETURNING job_id, scheduled_at, stage",
+        )?;
+        // The attempt history, dependency release (rows locked in id order) and the
+        // `after` triggers, as one statement: fewer round trips while the row is held.
+        let finish = self.prep(
+            "WITH att AS (
+               UPDATE sched_attempt SET finished_at = now(), outcome = 'ok'
+               WHERE run_id = $1 AND attempt = $2 RETURNING 1),
+             d AS (SELECT run_id FROM sched_run_dep WHERE dep_run_id = $1 ORDER BY run_id),
+             rel AS (
+               UPDATE sched_run r SET pending_deps = r.pending_deps - 1,
+                 state = CASE WHEN r.pending_deps = 1 THEN 'pending' ELSE r.state END,
+                 available_at = CASE WHEN r.pending_deps = 1 THEN greatest(now(), r.available_at)
+                                ELSE r.available_at END
+               FROM d WHERE r.id = d.run_id AND r.state = 'blocked' RETURNING r.state),
+             aft AS (
+               INSERT INTO sched_run (job_id, scheduled_at, stage, origin, def_version, state, exclusive,
+                 available_at, max_attempts)
+               SELECT j.id, $4, '', 'after', j.def_version, 'pending', j.overlap_policy <> 'allow', now(),
+                 j.max_attempts
+               FROM sched_job j
+               WHERE $5 AND j.trigger_kind = 'after' AND (j.trigger_spec->>'after_job')::bigint = $3
+                 AND NOT j.paused
+               ON CONFLICT ON CONSTRAINT sched_run_occurrence DO NOTHING RETURNING 1)
+             SELECT (SELECT count(*) FROM rel WHERE state = 'pending') + (SELECT count(*) FROM aft)
+                    + 0 * (SELECT count(*) FROM att)",
+        )?;
         let mut tx = self.client.transaction().map_err(db("begin"))?;
         let row = tx
-            .query_opt(
-                "UPDATE sched_run SET state = 'succeeded', finished_at = now(), result = $3,
-                   lease_owner = NULL, lease_expires_at = NULL, last_error = NULL
-                 WHERE id = $1 AND attempt = $2 AND state = 'running'
-                 RETURNING job_id, scheduled_at, stage",
-                &[&run.0, &attempt, &result],
-            )
+            .query_opt(&fence, &[&run.0, &attempt, &result])
             .map_err(db("complete a run"))?;
         let Some(row) = row else {
             drop(tx);
@@ -971,29 +1024,13 @@ impl PgStore {
             return Ok(Completion::Fenced);
         };
         effects(&mut tx).map_err(db("write a run's effects"))?;
-        tx.execute(
-            "UPDATE sched_attempt SET finished_at = now(), outcome = 'ok' WHERE run_id = $1 AND attempt = $2",
-            &[&run.0, &attempt],
-        )
-        .map_err(db("close an attempt"))?;
-        let mut wake = release(&mut tx, run, true)?;
-        let stage: &str = row.get(2);
-        if stage.is_empty() {
-            let job: i64 = row.get(0);
-            let scheduled_at: Timestamp = row.get(1);
-            wake += tx
-                .execute(
-                    "INSERT INTO sched_run (job_id, scheduled_at, stage, origin, def_version, state, exclusive,
-                       available_at, max_attempts)
-                     SELECT j.id, $2, '', 'after', j.def_version, 'pending', j.overlap_policy <> 'allow', now(),
-                       j.max_attempts
-                     FROM sched_job j
-                     WHERE j.trigger_kind = 'after' AND (j.trigger_spec->>'after_job')::bigint = $1 AND NOT j.paused
-                     ON CONFLICT ON CONSTRAINT sched_run_occurrence DO NOTHING",
-                    &[&job, &scheduled_at],
-                )
-                .map_err(db("start after-jobs"))? as usize;
-        }
+        let job: i64 = row.get(0);
+        let scheduled_at: Timestamp = row.get(1);
+        let plain = row.get::<_, &str>(2).is_empty();
+        let wake: i64 = tx
+            .query_one(&finish, &[&run.0, &attempt, &job, &scheduled_at, &plain])
+            .map_err(db("release dependents"))?
+            .get(0);
         if wake > 0 {
             tx.execute("SELECT pg_notify($1, '')", &[&channel])
                 .map_err(db("notify"))?;
