@@ -64,8 +64,10 @@
 
 mod clock;
 mod context;
+mod deps;
 mod error;
 mod journal;
+mod pipeline;
 mod pool;
 mod runtime;
 mod scheduler;
@@ -73,8 +75,13 @@ mod token;
 
 pub use crate::clock::{Clock, ManualClock, SystemClock, Waker};
 pub use crate::context::{Handler, JobError, RunContext};
+pub use crate::deps::{Dag, DagError, Explanation, Reason};
 pub use crate::error::SchedulerError;
 pub use crate::journal::{Journal, JournalError, NoJournal};
+pub use crate::pipeline::{
+    Pipeline, PipelineHandle, PipelineJob, PipelineOutcome, PipelineReport, Stage, StageContext,
+    StageFailurePolicy, StageFn, StageJobReport, StageReport, StageStatus,
+};
 pub use crate::scheduler::{Scheduler, SchedulerBuilder, SchedulerHandle, TaskHandle};
 pub use crate::token::CancellationToken;
 pub use myrmex_core::{
@@ -82,4 +89,7 @@ pub use myrmex_core::{
     JobSpec, JobStatus, MisfirePolicy, Outcome, OverlapPolicy, Recurrence, RecurrenceUnit,
     RestoredState, RetentionPolicy, RetryPolicy, RunId, RunReport, SkipReason, Trigger,
     TriggerError, TriggerSpec, Weekdays, at, cron, every,
+};
+pub use myrmex_core::{
+    DepError, DepGraph, Dependency, DependentKind, EdgeReport, EdgeState, Readiness, Requirement,
 };

@@ -298,7 +298,7 @@ impl SchedulerHandle {
         self.scheduler_thread.get() == Some(&std::thread::current().id())
     }
 
-    fn send(&self, msg: Msg) -> Result<(), SchedulerError> {
+    pub(crate) fn send(&self, msg: Msg) -> Result<(), SchedulerError> {
         self.tx.send(msg).map_err(|_| SchedulerError::ShutDown)
     }
 

@@ -3,7 +3,9 @@
 
 mod basics;
 mod clock;
+mod deps;
 mod load;
+mod pipeline;
 mod policies;
 mod shutdown;
 mod util;
