@@ -50,7 +50,6 @@ pub struct SchedulerConfig {
     /// Between SIGTERM and SIGKILL when a command is stopped (timeout or shutdown).
     pub kill_grace: SignedDuration,
     /// Finished runs older than this are deleted from the history.
-    #[cfg_attr(not(test), expect(dead_code, reason = "pruning comes with the state store integration"))]
     pub history_retention: Option<SignedDuration>,
     /// How many bytes of the end of stdout and of stderr each run keeps.
     pub output_tail_bytes: usize,

@@ -18,6 +18,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use crate::config::{Config, ConfigError, JobConfig};
 use crate::control::{ControlError, ControlServer, Request, Response};
 use crate::runner::{self, Outcome};
+use crate::state::{self, Shared, SharedStore, StoreJournal};
 use crate::{exit_codes, plan};
 
 /// What wakes the daemon's main thread.
@@ -80,9 +81,12 @@ pub fn run(path: &Path) -> u8 {
             daemon.shutdown()
         }
         Err(e) => {
-            tracing::error!(error = %crate::error_chain(&e), "cannot start the scheduler");
+            tracing::error!(error = %crate::error_chain(&e), "cannot start");
             control.stop();
-            exit_codes::FAILURE
+            match e {
+                StartError::Store { .. } => exit_codes::STORE,
+                StartError::Scheduler(_) => exit_codes::FAILURE,
+            }
         }
     };
     signals.stop();
@@ -164,39 +168,124 @@ struct Registered {
 struct Daemon {
     config: Config,
     scheduler: Scheduler,
+    store: SharedStore,
     jobs: BTreeMap<String, Registered>,
-    names: Arc<Mutex<BTreeMap<JobId, String>>>,
+    shared: Shared,
     active: Arc<Active>,
 }
 
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("cannot open the state store {store}")]
+    Store {
+        store: String,
+        #[source]
+        source: myrmex_store::StoreError,
+    },
+    #[error("cannot start the scheduler")]
+    Scheduler(#[from] SchedulerError),
+}
+
 impl Daemon {
-    fn start(config: Config) -> Result<Daemon, SchedulerError> {
-        let names: Arc<Mutex<BTreeMap<JobId, String>>> = Arc::default();
+    fn start(config: Config) -> Result<Daemon, StartError> {
+        let store_error = |source| StartError::Store {
+            store: config.scheduler.store.to_string(),
+            source,
+        };
+        let store = state::open(&config.scheduler.store).map_err(store_error)?;
+        let now = jiff::Timestamp::now();
+        // Runs left running by a daemon that died are interrupted; they are run again
+        // below if their retry budget allows.
+        let interrupted = store.recover_interrupted(now).map_err(store_error)?;
+        let stored: BTreeMap<String, myrmex_store::JobRecord> = store
+            .list_jobs()
+            .map_err(store_error)?
+            .into_iter()
+            .map(|r| (r.id.0.clone(), r))
+            .collect();
+        let shared = Shared::default();
+        let mut journal = StoreJournal::new(Arc::clone(&store), shared.clone());
+        // Unchanged jobs get their stored state back under ids chosen here; the others
+        // are added afresh after them.
+        let mut restores = Vec::new();
+        for job in &config.jobs {
+            shared.set_fingerprint(&job.name, state::fingerprint(job));
+            if let Some(r) = stored
+                .get(&job.name)
+                .and_then(|rec| state::restorable(rec, job))
+            {
+                let id = JobId(restores.len() as u64 + 1);
+                shared.register(id, &job.name);
+                journal.restored(id, r.state.next_run_at, &r.spec);
+                restores.push((id, job.clone(), r));
+            }
+        }
         let scheduler = Scheduler::builder()
             .workers(config.scheduler.workers)
             .zone(config.scheduler.zone.tz.clone())
+            .journal(journal)
             .on_event({
-                let names = Arc::clone(&names);
-                move |e| log_event(&names, e)
+                let shared = shared.clone();
+                move |e| log_event(&shared, e)
             })
             .build()?;
         let mut daemon = Daemon {
             config,
             scheduler,
+            store,
             jobs: BTreeMap::new(),
-            names,
+            shared,
             active: Arc::default(),
         };
-        let jobs = daemon.config.jobs.clone();
-        for job in &jobs {
-            daemon.add(job)?;
+        for (id, job, r) in restores {
+            let next_fire = r.state.next_run_at;
+            daemon
+                .scheduler
+                .restore(id, r.spec, r.state, daemon.handler(&job))?;
+            tracing::info!(job = %job.name, next_fire = ?next_fire, "job restored from the state store");
+            daemon
+                .jobs
+                .insert(job.name.clone(), Registered { id, config: job });
+        }
+        for job in daemon.config.jobs.clone() {
+            if !daemon.jobs.contains_key(&job.name) {
+                daemon.add(&job)?;
+            }
+        }
+        for name in stored.keys().filter(|n| daemon.config.job(n).is_none()) {
+            let patch = myrmex_store::JobPatch {
+                paused: None,
+                status: Some(myrmex_store::JobStatus::Cancelled),
+            };
+            if let Err(e) = daemon
+                .store
+                .update_job(&myrmex_store::JobId(name.clone()), patch, now)
+            {
+                tracing::warn!(job = %name, error = %e, "cannot mark a job removed from the config");
+            }
         }
         for p in &daemon.config.pipelines {
             tracing::warn!(pipeline = %p.name, "pipelines are not run by this version yet; ignored");
         }
+        daemon.prune(now);
         daemon.scheduler.start()?;
+        for run in interrupted {
+            let Some(reg) = daemon.jobs.get(&run.key.job.0) else {
+                continue;
+            };
+            if !run.state.is_claimable() {
+                tracing::warn!(job = %run.key.job, scheduled_at = %run.key.scheduled_at, state = %run.state, "run interrupted by the previous daemon; no attempt left");
+                continue;
+            }
+            tracing::info!(job = %run.key.job, scheduled_at = %run.key.scheduled_at, "run interrupted by the previous daemon; running it again");
+            if let Err(e) = daemon.scheduler.release(reg.id, run.key.scheduled_at) {
+                tracing::error!(job = %run.key.job, error = %e, "cannot run an interrupted run again");
+            }
+        }
         tracing::info!(
             config = %daemon.config.path.display(),
+            store = %daemon.config.scheduler.store,
             jobs = daemon.jobs.len(),
             zone = %daemon.config.scheduler.zone.name,
             workers = daemon.config.scheduler.workers,
@@ -205,16 +294,31 @@ impl Daemon {
         Ok(daemon)
     }
 
+    /// Deletes finished runs older than the history retention.
+    fn prune(&self, now: jiff::Timestamp) {
+        let Some(max_age) = self.config.scheduler.history_retention else {
+            return;
+        };
+        let retention = myrmex_store::Retention {
+            max_age: Some(max_age),
+            max_per_job: None,
+        };
+        match self.store.prune(retention, now) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "old runs pruned from the history"),
+            Err(e) => tracing::error!(error = %e, "pruning the history failed"),
+        }
+    }
+
     fn add(&mut self, job: &JobConfig) -> Result<(), SchedulerError> {
         if !job.depends_on.is_empty() {
             tracing::warn!(job = %job.name, "`depends_on` is not honoured by this version yet; the job runs on its own schedule only");
         }
+        self.shared
+            .set_fingerprint(&job.name, state::fingerprint(job));
         let spec = plan::job_spec(&self.config, job, self.scheduler.now());
         let id = self.scheduler.schedule_handler(spec, self.handler(job))?;
-        self.names
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, job.name.clone());
+        self.shared.register(id, &job.name);
         self.jobs.insert(
             job.name.clone(),
             Registered {
@@ -226,14 +330,10 @@ impl Daemon {
     }
 
     fn remove(&mut self, name: &str) {
-        if let Some(r) = self.jobs.remove(name) {
-            if let Err(e) = self.scheduler.cancel(r.id) {
-                tracing::debug!(job = name, error = %e, "cancel on removal");
-            }
-            self.names
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&r.id);
+        if let Some(r) = self.jobs.remove(name)
+            && let Err(e) = self.scheduler.cancel(r.id)
+        {
+            tracing::debug!(job = name, error = %e, "cancel on removal");
         }
     }
 
@@ -252,6 +352,7 @@ impl Daemon {
             tail_bytes: self.config.scheduler.output_tail_bytes,
         };
         let active = Arc::clone(&self.active);
+        let shared = self.shared.clone();
         Arc::new(move |ctx: &RunContext| {
             let _running = active.enter();
             let req = runner::RunRequest {
@@ -267,6 +368,17 @@ impl Daemon {
                 Outcome::Interrupted if timed_out => Outcome::TimedOut,
                 o => o,
             };
+            shared.put_output(
+                &req.job,
+                req.scheduled_at,
+                req.attempt,
+                serde_json::json!({
+                    "outcome": outcome.to_string(),
+                    "duration_s": out.duration.as_secs_f64(),
+                    "stdout_tail": out.stdout_tail,
+                    "stderr_tail": out.stderr_tail,
+                }),
+            );
             let fields = (
                 req.job.as_str(),
                 run_id.as_str(),
@@ -400,6 +512,7 @@ impl Daemon {
                 }
             }
         }
+        self.prune(jiff::Timestamp::now());
         tracing::info!(
             added,
             removed,
@@ -434,8 +547,25 @@ impl Daemon {
                 return exit_codes::FAILURE;
             }
         }
+        let mut code = exit_codes::OK;
+        // Runs whose commands had to be stopped are still "running" in the store.
+        match self.store.recover_interrupted(jiff::Timestamp::now()) {
+            Ok(runs) => {
+                for r in runs {
+                    tracing::warn!(job = %r.key.job, scheduled_at = %r.key.scheduled_at, state = %r.state, "run recorded as interrupted");
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record interrupted runs");
+                code = exit_codes::STORE;
+            }
+        }
+        if let Err(e) = self.store.close() {
+            tracing::error!(error = %e, "closing the state store failed");
+            code = exit_codes::STORE;
+        }
         tracing::info!(took_s = started.elapsed().as_secs_f64(), "daemon stopped");
-        exit_codes::OK
+        code
     }
 }
 
@@ -470,15 +600,8 @@ fn last_lines(s: &str, n: usize) -> String {
 }
 
 /// Logs the scheduler's events that handlers do not see, with job names.
-fn log_event(names: &Mutex<BTreeMap<JobId, String>>, e: &Event) {
-    let name = |id: JobId| {
-        names
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| id.to_string())
-    };
+fn log_event(shared: &Shared, e: &Event) {
+    let name = |id: JobId| shared.name(id).unwrap_or_else(|| id.to_string());
     match e {
         Event::Skipped {
             job,

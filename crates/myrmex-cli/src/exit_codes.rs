@@ -8,7 +8,6 @@ pub const FAILURE: u8 = 1;
 /// Invalid input: a bad cron expression, zone, instant, argument or config file.
 pub const INVALID_INPUT: u8 = 2;
 /// The state store could not be opened, read or written.
-#[expect(dead_code, reason = "used with the state store integration")]
 pub const STORE: u8 = 3;
 /// No daemon is reachable on the control socket.
 pub const DAEMON_UNREACHABLE: u8 = 4;

@@ -12,6 +12,8 @@ mod exit_codes;
 mod logging;
 mod plan;
 mod runner;
+mod state;
+mod status;
 
 use std::path::PathBuf;
 
@@ -50,6 +52,31 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         count: usize,
     },
+    /// Show every job of the state store: schedule, last run and outcome, next fire.
+    #[command(after_help = exit_codes::HELP)]
+    Status {
+        /// The daemon's config file (it names the state store).
+        #[arg(short, long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the recorded runs, of one job or of all, oldest first.
+    #[command(after_help = exit_codes::HELP)]
+    History {
+        /// Only this job's runs.
+        job: Option<String>,
+        /// The daemon's config file (it names the state store).
+        #[arg(short, long, default_value = config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// How many of the most recent runs to show.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a job now on the running daemon.
     #[command(after_help = exit_codes::HELP)]
     Trigger(JobArgs),
@@ -79,11 +106,26 @@ fn main() -> std::process::ExitCode {
             daemon::run(&config)
         }
         Command::Check { config, count } => check::run(&config, count),
+        Command::Status { config, json } => status::status(&config, format(json)),
+        Command::History {
+            job,
+            config,
+            limit,
+            json,
+        } => status::history(&config, job.as_deref(), limit, format(json)),
         Command::Trigger(a) => client::send(&a.config, &control::Request::Trigger { job: a.job }),
         Command::Pause(a) => client::send(&a.config, &control::Request::Pause { job: a.job }),
         Command::Resume(a) => client::send(&a.config, &control::Request::Resume { job: a.job }),
     };
     std::process::ExitCode::from(code)
+}
+
+fn format(json: bool) -> status::Format {
+    if json {
+        status::Format::Json
+    } else {
+        status::Format::Table
+    }
 }
 
 /// An error and its causes, `: `-separated.

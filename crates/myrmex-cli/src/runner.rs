@@ -89,13 +89,6 @@ pub struct RunOutput {
     /// From spawn to exit.
     pub duration: Duration,
     /// The last bytes of stdout (lossy UTF-8).
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "stored with the run once the state store is integrated"
-        )
-    )]
     pub stdout_tail: String,
     /// The last bytes of stderr (lossy UTF-8).
     pub stderr_tail: String,

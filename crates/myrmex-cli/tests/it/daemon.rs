@@ -68,6 +68,7 @@ name = "long"
 command = "sleep 300 & echo $! > long.pid; wait"
 every = "1s"
 timeout = "1h"
+retries = 1
 "#,
     );
     // Within the grace period the short job finishes; the long one is stopped.
@@ -230,4 +231,95 @@ cron = "0 25 * * *"
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(entries, vec!["myrmex.toml"], "state was created");
+}
+
+#[test]
+fn a_restart_continues_from_the_stored_state_without_double_fires() {
+    let d = Dir::new();
+    d.write_config(
+        r#"
+[[job]]
+name = "tick"
+command = 'echo "$MYRMEX_RUN_ID" >> ticks.txt'
+every = "1s"
+misfire = "skip"
+
+[[job]]
+name = "paused-one"
+command = "echo should-not-run >> paused.txt"
+every = "1s"
+"#,
+    );
+    let mut first = d.start();
+    for _ in 0..2 {
+        first.wait_for("a tick", |v| is_run_finished(v, "tick"));
+    }
+    let out = d.run(&["pause", "paused-one"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    first.signal("TERM");
+    assert_eq!(first.wait_exit(), 0, "{}", first.log());
+    let before = std::fs::read_to_string(d.path().join("ticks.txt")).unwrap();
+    let paused_runs = std::fs::read_to_string(d.path().join("paused.txt")).unwrap_or_default();
+
+    let mut second = d.start();
+    let v = second.wait_for("tick restored", |v| {
+        v["message"] == "job restored from the state store" && v["job"] == "tick"
+    });
+    assert!(v["next_fire"].as_str().is_some(), "{v}");
+    second.wait_for("paused-one restored", |v| {
+        v["message"] == "job restored from the state store" && v["job"] == "paused-one"
+    });
+    for _ in 0..2 {
+        second.wait_for("a tick after the restart", |v| is_run_finished(v, "tick"));
+    }
+    second.signal("TERM");
+    assert_eq!(second.wait_exit(), 0, "{}", second.log());
+
+    // Every occurrence ran once: no run id twice, and the second daemon went on from
+    // where the first stopped (its ticks are all later).
+    let after = std::fs::read_to_string(d.path().join("ticks.txt")).unwrap();
+    let ids: Vec<&str> = after.lines().collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "double fire:\n{after}");
+    let last_before = before.lines().last().unwrap();
+    let new: Vec<&str> = ids[before.lines().count()..].to_vec();
+    assert!(new.len() >= 2, "{after}");
+    assert!(new.iter().all(|id| *id > last_before), "{after}");
+    // The paused job stayed paused across the restart.
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("paused.txt")).unwrap_or_default(),
+        paused_runs
+    );
+
+    // The store has every run, and `status` shows the jobs.
+    let out = d.run(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tick = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == "tick")
+        .unwrap();
+    assert_eq!(tick["state"], "scheduled", "{jobs:#}");
+    assert_eq!(tick["last_outcome"], "succeeded", "{jobs:#}");
+    let paused = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == "paused-one")
+        .unwrap();
+    assert_eq!(paused["state"], "paused", "{jobs:#}");
+    let out = d.run(&["history", "tick", "--json", "-n", "1000"]);
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let succeeded: Vec<String> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["state"] == "succeeded")
+        .map(|r| format!("tick@{}", r["key"]["scheduled_at"].as_str().unwrap()))
+        .collect();
+    assert_eq!(succeeded, ids, "the store and the commands disagree");
+    let table = d.run(&["status"]);
+    assert!(stdout(&table).starts_with("JOB "), "{}", stdout(&table));
 }
