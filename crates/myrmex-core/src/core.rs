@@ -5,8 +5,7 @@
 //! when to call it again. It never reads a clock, spawns, locks or does I/O.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use jiff::tz::TimeZone;
@@ -47,25 +46,6 @@ struct Due {
     /// generation no longer matches is stale and dropped when popped (lazy
     /// deletion keeps cancel and reschedule O(1)).
     key: u32,
-}
-
-/// A cheap hasher for `JobId` keys (ids are not attacker-controlled).
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 =
-                (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7C_C1_B7_27_22_0A_95);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (n ^ (n >> 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
 }
 
 /// What the driver of a [`Core`] must do.
@@ -152,6 +132,153 @@ pub enum CoreError {
     },
 }
 
+fn key_of<P>(jobs: &[Option<JobRec<P>>], slot: u32) -> JobId {
+    jobs[slot as usize]
+        .as_ref()
+        .map_or(JobId(u64::MAX), |r| r.id)
+}
+
+/// Maps job ids to slots: an open-addressing table of slot numbers (4 bytes a
+/// bucket); the id of a bucket is read from the job record itself.
+#[derive(Debug, Default)]
+struct SlotIndex {
+    table: Vec<u32>,
+    len: usize,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+impl SlotIndex {
+    fn home(&self, id: JobId) -> usize {
+        let h = id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> 32) as usize & (self.table.len() - 1)
+    }
+
+    fn get(&self, id: JobId, key: impl Fn(u32) -> JobId) -> Option<u32> {
+        if self.table.is_empty() {
+            return None;
+        }
+        let mask = self.table.len() - 1;
+        let mut i = self.home(id);
+        loop {
+            let s = self.table[i];
+            if s == EMPTY {
+                return None;
+            }
+            if key(s) == id {
+                return Some(s);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn reserve(&mut self, additional: usize, key: impl Fn(u32) -> JobId) {
+        let need = self.len + additional;
+        if need * 8 > self.table.len() * 7 {
+            let cap = (need * 8 / 7 + 1).next_power_of_two().max(16);
+            self.rehash(cap, key);
+        }
+    }
+
+    fn rehash(&mut self, cap: usize, key: impl Fn(u32) -> JobId) {
+        let old = std::mem::replace(&mut self.table, vec![EMPTY; cap]);
+        for s in old.into_iter().filter(|s| *s != EMPTY) {
+            let mut i = self.home(key(s));
+            while self.table[i] != EMPTY {
+                i = (i + 1) & (cap - 1);
+            }
+            self.table[i] = s;
+        }
+    }
+
+    fn insert(&mut self, slot: u32, id: JobId, key: impl Fn(u32) -> JobId) {
+        self.reserve(1, &key);
+        let mask = self.table.len() - 1;
+        let mut i = self.home(id);
+        while self.table[i] != EMPTY {
+            i = (i + 1) & mask;
+        }
+        self.table[i] = slot;
+        self.len += 1;
+    }
+
+    /// Removes `id` (linear probing with backward-shift deletion: no tombstones).
+    fn remove(&mut self, id: JobId, key: impl Fn(u32) -> JobId) {
+        if self.table.is_empty() {
+            return;
+        }
+        let mask = self.table.len() - 1;
+        let mut i = self.home(id);
+        loop {
+            let s = self.table[i];
+            if s == EMPTY {
+                return;
+            }
+            if key(s) == id {
+                break;
+            }
+            i = (i + 1) & mask;
+        }
+        self.len -= 1;
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let s = self.table[j];
+            if s == EMPTY {
+                break;
+            }
+            let home = self.home(key(s));
+            // Move `s` into the hole unless its home lies cyclically in (hole, j].
+            let stays = if hole <= j {
+                hole < home && home <= j
+            } else {
+                hole < home || home <= j
+            };
+            if !stays {
+                self.table[hole] = s;
+                hole = j;
+            }
+        }
+        self.table[hole] = EMPTY;
+    }
+}
+
+/// A job definition resolved (zones, anchors) and compiled to the compact form
+/// the core stores. Preparing is most of the work of adding a job and needs no
+/// access to the core, so a runtime can do it on the caller's thread.
+#[derive(Debug)]
+pub struct PreparedJob {
+    trigger: Compiled,
+    policies: Option<Box<JobPolicies>>,
+    name: Option<String>,
+}
+
+impl PreparedJob {
+    /// Resolves `spec` against `now` and `zone` ([`TriggerSpec::resolve`]).
+    ///
+    /// # Errors
+    /// A [`TriggerError`] when the trigger cannot be used.
+    pub fn new(
+        spec: JobSpec,
+        now: Timestamp,
+        zone: &TimeZone,
+    ) -> Result<PreparedJob, TriggerError> {
+        let trigger = Compiled::new(spec.trigger.resolve(now, zone)?);
+        let policies = (spec.policies != JobPolicies::default()).then(|| Box::new(spec.policies));
+        Ok(PreparedJob {
+            trigger,
+            policies,
+            name: spec.name,
+        })
+    }
+
+    /// The resolved trigger.
+    pub fn trigger(&self) -> TriggerSpec {
+        self.trigger.to_spec()
+    }
+}
+
 /// Configuration of a [`Core`].
 #[derive(Clone, Debug)]
 pub struct CoreConfig {
@@ -189,6 +316,9 @@ struct JobRec<P> {
     created: i64,
     last_run: i64,
     run_count: u32,
+    /// Bumped whenever the job's queue entry is replaced, so older entries are
+    /// recognised as stale.
+    generation: u32,
     running: u16,
     flags: u8,
     /// `None` until a run ends, then the last outcome; a terminal status once the
@@ -225,12 +355,6 @@ impl<P> JobRec<P> {
             JobStatus::Pending
         }
     }
-}
-
-#[derive(Debug)]
-struct JobSlot<P> {
-    generation: u32,
-    rec: Option<JobRec<P>>,
 }
 
 #[derive(Debug)]
@@ -276,9 +400,11 @@ struct RunSlot {
 #[derive(Debug)]
 pub struct Core<P> {
     config: CoreConfig,
-    jobs: Vec<JobSlot<P>>,
-    free_jobs: Vec<u32>,
-    index: HashMap<JobId, u32, BuildHasherDefault<IdHasher>>,
+    jobs: Vec<Option<JobRec<P>>>,
+    /// Free slots with the generation they had, so a reused slot never matches
+    /// a stale queue entry.
+    free_jobs: Vec<(u32, u32)>,
+    index: SlotIndex,
     runs: Vec<RunSlot>,
     free_runs: Vec<u32>,
     active_runs: usize,
@@ -292,7 +418,7 @@ impl<P: Clone> Core<P> {
             config,
             jobs: Vec::new(),
             free_jobs: Vec::new(),
-            index: HashMap::default(),
+            index: SlotIndex::default(),
             runs: Vec::new(),
             free_runs: Vec::new(),
             active_runs: 0,
@@ -307,12 +433,12 @@ impl<P: Clone> Core<P> {
 
     /// How many jobs the table holds.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.index.len
     }
 
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.index.len == 0
     }
 
     /// How many runs are active (running or waiting for a retry).
@@ -323,13 +449,14 @@ impl<P: Clone> Core<P> {
     /// Reserves room for `additional` more jobs.
     pub fn reserve(&mut self, additional: usize) {
         self.jobs.reserve(additional);
-        self.index.reserve(additional);
+        let jobs = &self.jobs;
+        self.index.reserve(additional, |s| key_of(jobs, s));
         self.queue.reserve(additional);
     }
 
     /// Whether a job with this id is in the table.
     pub fn contains(&self, id: JobId) -> bool {
-        self.index.contains_key(&id)
+        self.lookup(id).is_some()
     }
 
     /// Adds a job. Its trigger is resolved against `now` and the configured zone
@@ -351,20 +478,37 @@ impl<P: Clone> Core<P> {
         restored: Option<RestoredState>,
         payload: P,
     ) -> Result<(), CoreError> {
-        if self.index.contains_key(&id) {
-            return Err(CoreError::DuplicateJob { id });
-        }
-        let trigger = spec
-            .trigger
-            .resolve(now, &self.config.zone)
-            .map_err(|source| CoreError::Trigger {
+        let prepared = PreparedJob::new(spec, now, &self.config.zone).map_err(|source| {
+            CoreError::Trigger {
                 id,
                 source: Box::new(source),
-            })?;
-        let trigger = Compiled::new(trigger);
+            }
+        })?;
+        self.add_prepared(now, id, prepared, restored, payload)
+    }
+
+    /// [`Core::add`] for a job prepared beforehand (possibly on another thread).
+    ///
+    /// # Errors
+    /// [`CoreError::DuplicateJob`].
+    pub fn add_prepared(
+        &mut self,
+        now: Timestamp,
+        id: JobId,
+        prepared: PreparedJob,
+        restored: Option<RestoredState>,
+        payload: P,
+    ) -> Result<(), CoreError> {
+        if self.lookup(id).is_some() {
+            return Err(CoreError::DuplicateJob { id });
+        }
+        let PreparedJob {
+            trigger,
+            policies,
+            name,
+        } = prepared;
         let now_ns = ns(now);
-        let policies = (spec.policies != JobPolicies::default()).then(|| Box::new(spec.policies));
-        let extra = spec.name.map(|name| {
+        let extra = name.map(|name| {
             Box::new(Extra {
                 name: Some(name),
                 ..Extra::default()
@@ -377,6 +521,7 @@ impl<P: Clone> Core<P> {
             last_run: NEVER,
             run_count: 0,
             running: 0,
+            generation: 0,
             flags: 0,
             last_outcome: None,
             terminal: None,
@@ -401,20 +546,19 @@ impl<P: Clone> Core<P> {
             None => rec.next = initial_next(&rec.trigger, now_ns),
         }
         let slot = match self.free_jobs.pop() {
-            Some(s) => {
-                self.jobs[s as usize].rec = Some(rec);
+            Some((s, generation)) => {
+                rec.generation = generation.wrapping_add(1);
+                self.jobs[s as usize] = Some(rec);
                 s
             }
             None => {
                 let s = u32::try_from(self.jobs.len()).expect("fewer than 2^32 jobs");
-                self.jobs.push(JobSlot {
-                    generation: 0,
-                    rec: Some(rec),
-                });
+                self.jobs.push(Some(rec));
                 s
             }
         };
-        self.index.insert(id, slot);
+        let jobs = &self.jobs;
+        self.index.insert(slot, id, |s| key_of(jobs, s));
         self.arm(slot);
         Ok(())
     }
@@ -456,9 +600,10 @@ impl<P: Clone> Core<P> {
             }
         }
         out.push(Action::Event(Event::JobCancelled { job: id }));
-        let s = &mut self.jobs[slot as usize];
-        s.generation = s.generation.wrapping_add(1);
-        let rec = s.rec.as_mut().expect("indexed slot is live");
+        let rec = self.jobs[slot as usize]
+            .as_mut()
+            .expect("indexed slot is live");
+        rec.generation = rec.generation.wrapping_add(1);
         match rec.policies().retention {
             RetentionPolicy::Keep => rec.terminal = Some(JobStatus::Cancelled),
             _ => self.free_job(slot),
@@ -503,7 +648,6 @@ impl<P: Clone> Core<P> {
     fn set_flag(&mut self, id: JobId, flag: u8, on: bool) -> Result<(), CoreError> {
         let slot = self.slot_of(id)?;
         let rec = self.jobs[slot as usize]
-            .rec
             .as_mut()
             .expect("indexed slot is live");
         if on {
@@ -536,7 +680,6 @@ impl<P: Clone> Core<P> {
                     source: Box::new(source),
                 })?;
         let rec = self.jobs[slot as usize]
-            .rec
             .as_mut()
             .expect("indexed slot is live");
         rec.trigger = Compiled::new(trigger);
@@ -562,10 +705,7 @@ impl<P: Clone> Core<P> {
         out: &mut Vec<Action<P>>,
     ) -> Result<(), CoreError> {
         let slot = self.slot_of(id)?;
-        let watermark = self.jobs[slot as usize]
-            .rec
-            .as_ref()
-            .map_or(NEVER, |r| r.next);
+        let watermark = self.jobs[slot as usize].as_ref().map_or(NEVER, |r| r.next);
         self.fire(slot, ns(scheduled_at), watermark, ns(now), out);
         Ok(())
     }
@@ -582,10 +722,7 @@ impl<P: Clone> Core<P> {
         out: &mut Vec<Action<P>>,
     ) -> Result<RunId, CoreError> {
         let slot = self.slot_of(id)?;
-        let watermark = self.jobs[slot as usize]
-            .rec
-            .as_ref()
-            .map_or(NEVER, |r| r.next);
+        let watermark = self.jobs[slot as usize].as_ref().map_or(NEVER, |r| r.next);
         let now_ns = ns(now);
         Ok(self.start_run(slot, now_ns, watermark, now_ns, out))
     }
@@ -661,12 +798,7 @@ impl<P: Clone> Core<P> {
         let retryable =
             matches!(outcome, Outcome::Failed | Outcome::TimedOut) && rec.flags & R_CANCELLED == 0;
         let job_slot = rec.job_slot;
-        if retryable
-            && let Some(j) = self
-                .jobs
-                .get(job_slot as usize)
-                .and_then(|s| s.rec.as_ref())
-        {
+        if retryable && let Some(j) = self.jobs.get(job_slot as usize).and_then(Option::as_ref) {
             let retry = j.policies().retry;
             if j.id == job
                 && let Some(delay) = retry.delay(attempt)
@@ -729,7 +861,7 @@ impl<P: Clone> Core<P> {
         }
         let now_ns = ns(now);
         for slot in 0..self.jobs.len() {
-            let Some(rec) = self.jobs[slot].rec.as_mut() else {
+            let Some(rec) = self.jobs[slot].as_mut() else {
                 continue;
             };
             if rec.next == NEVER || !rec.trigger.is_elapsed() {
@@ -744,8 +876,8 @@ impl<P: Clone> Core<P> {
 
     /// A snapshot of one job.
     pub fn snapshot(&self, id: JobId) -> Option<JobSnapshot> {
-        let slot = *self.index.get(&id)?;
-        self.jobs[slot as usize].rec.as_ref().map(snapshot)
+        let slot = self.lookup(id)?;
+        self.jobs[slot as usize].as_ref().map(snapshot)
     }
 
     /// Snapshots of all jobs (with `filter`, only those with that status), by id.
@@ -753,7 +885,7 @@ impl<P: Clone> Core<P> {
         let mut v: Vec<JobSnapshot> = self
             .jobs
             .iter()
-            .filter_map(|s| s.rec.as_ref())
+            .filter_map(Option::as_ref)
             .filter(|r| filter.is_none_or(|f| r.status() == f))
             .map(snapshot)
             .collect();
@@ -763,32 +895,33 @@ impl<P: Clone> Core<P> {
 
     /// A job's status.
     pub fn status(&self, id: JobId) -> Option<JobStatus> {
-        let slot = *self.index.get(&id)?;
-        self.jobs[slot as usize].rec.as_ref().map(JobRec::status)
+        let slot = self.lookup(id)?;
+        self.jobs[slot as usize].as_ref().map(JobRec::status)
     }
 
     /// A job's payload.
     pub fn payload(&self, id: JobId) -> Option<&P> {
-        let slot = *self.index.get(&id)?;
-        self.jobs[slot as usize].rec.as_ref().map(|r| &r.payload)
+        let slot = self.lookup(id)?;
+        self.jobs[slot as usize].as_ref().map(|r| &r.payload)
     }
 
     // ---- internals -------------------------------------------------------
 
+    fn lookup(&self, id: JobId) -> Option<u32> {
+        let jobs = &self.jobs;
+        self.index.get(id, |s| key_of(jobs, s))
+    }
+
     fn slot_of(&self, id: JobId) -> Result<u32, CoreError> {
-        self.index
-            .get(&id)
-            .copied()
-            .ok_or(CoreError::UnknownJob { id })
+        self.lookup(id).ok_or(CoreError::UnknownJob { id })
     }
 
     fn is_live(&self, e: Due) -> bool {
         let g = e.key & GEN_MASK;
         match e.key >> KIND_SHIFT {
-            KIND_FIRE => {
-                self.jobs[e.slot as usize].generation & GEN_MASK == g
-                    && self.jobs[e.slot as usize].rec.is_some()
-            }
+            KIND_FIRE => self.jobs[e.slot as usize]
+                .as_ref()
+                .is_some_and(|r| r.generation & GEN_MASK == g),
             KIND_RETRY => {
                 let s = &self.runs[e.slot as usize];
                 s.generation & GEN_MASK == g
@@ -805,9 +938,10 @@ impl<P: Clone> Core<P> {
     /// exhausted or finished), invalidating any older entry.
     fn arm(&mut self, slot: u32) {
         let seed = self.config.jitter_seed;
-        let s = &mut self.jobs[slot as usize];
-        s.generation = s.generation.wrapping_add(1);
-        let Some(rec) = s.rec.as_ref() else { return };
+        let Some(rec) = self.jobs[slot as usize].as_mut() else {
+            return;
+        };
+        rec.generation = rec.generation.wrapping_add(1);
         if rec.next == NEVER || rec.flags & (F_PAUSED | F_BLOCKED) != 0 || rec.terminal.is_some() {
             return;
         }
@@ -817,7 +951,7 @@ impl<P: Clone> Core<P> {
                 .saturating_add(jitter(seed, rec.id.0, rec.next, 0, j)),
             None => rec.next,
         };
-        let key = KIND_FIRE << KIND_SHIFT | (s.generation & GEN_MASK);
+        let key = KIND_FIRE << KIND_SHIFT | (rec.generation & GEN_MASK);
         self.queue.push(Reverse(Due { at, slot, key }));
     }
 
@@ -826,14 +960,14 @@ impl<P: Clone> Core<P> {
             return;
         }
         let slot = e.slot;
-        let rec = self.jobs[slot as usize].rec.as_ref().expect("live");
+        let rec = self.jobs[slot as usize].as_ref().expect("live");
         let s = rec.next;
         let job = rec.id;
         let pol = rec.policies();
         let late = now.saturating_sub(e.at);
         if late <= dur_ns(pol.misfire_grace) {
             let n = rec.trigger.next_after(s);
-            self.jobs[slot as usize].rec.as_mut().expect("live").next = n;
+            self.jobs[slot as usize].as_mut().expect("live").next = n;
             self.fire(slot, s, n, now, out);
         } else {
             let misfire = pol.misfire;
@@ -857,7 +991,7 @@ impl<P: Clone> Core<P> {
             if n <= now {
                 n = rec.trigger.next_after(now);
             }
-            self.jobs[slot as usize].rec.as_mut().expect("live").next = n;
+            self.jobs[slot as usize].as_mut().expect("live").next = n;
             let missed = |first: i64, last: i64, count: u64| {
                 Action::Event(Event::Missed {
                     job,
@@ -877,7 +1011,6 @@ impl<P: Clone> Core<P> {
                     }
                     if count > ran {
                         let after = self.jobs[slot as usize]
-                            .rec
                             .as_ref()
                             .map_or(NEVER, |r| r.trigger.next_after(last_fire));
                         out.push(missed(after, last, count - ran));
@@ -891,7 +1024,7 @@ impl<P: Clone> Core<P> {
                 }
             }
         }
-        if let Some(rec) = self.jobs[slot as usize].rec.as_mut()
+        if let Some(rec) = self.jobs[slot as usize].as_mut()
             && rec.policies().max_runs.is_some_and(|m| rec.run_count >= m)
         {
             rec.next = NEVER;
@@ -902,7 +1035,7 @@ impl<P: Clone> Core<P> {
 
     /// One occurrence is due: start it, queue it or skip it.
     fn fire(&mut self, slot: u32, s: i64, watermark: i64, now: i64, out: &mut Vec<Action<P>>) {
-        let Some(rec) = self.jobs[slot as usize].rec.as_mut() else {
+        let Some(rec) = self.jobs[slot as usize].as_mut() else {
             return;
         };
         let job = rec.id;
@@ -938,7 +1071,7 @@ impl<P: Clone> Core<P> {
         now: i64,
         out: &mut Vec<Action<P>>,
     ) -> RunId {
-        let rec = self.jobs[slot as usize].rec.as_mut().expect("live job");
+        let rec = self.jobs[slot as usize].as_mut().expect("live job");
         rec.running = rec.running.saturating_add(1);
         rec.run_count = rec.run_count.saturating_add(1);
         rec.last_run = now;
@@ -1010,7 +1143,6 @@ impl<P: Clone> Core<P> {
         let (job, job_slot, s, attempt) = (rec.job, rec.job_slot, rec.scheduled_at, rec.attempt);
         let run = RunId(u64::from(self.runs[rs as usize].generation) << 32 | u64::from(rs));
         let Some(j) = self.jobs[job_slot as usize]
-            .rec
             .as_ref()
             .filter(|j| j.id == job)
         else {
@@ -1076,7 +1208,6 @@ impl<P: Clone> Core<P> {
         };
         let job_slot = run.job_slot;
         if let Some(j) = self.jobs[job_slot as usize]
-            .rec
             .as_mut()
             .filter(|j| j.id == run.job)
         {
@@ -1107,7 +1238,6 @@ impl<P: Clone> Core<P> {
             Outcome::Cancelled => Event::RunCancelled(report),
         }));
         if self.jobs[job_slot as usize]
-            .rec
             .as_ref()
             .is_some_and(|j| j.id == run.job)
         {
@@ -1117,7 +1247,7 @@ impl<P: Clone> Core<P> {
 
     /// Ends the job if its trigger is exhausted and no run is active.
     fn maybe_finish(&mut self, slot: u32, out: &mut Vec<Action<P>>) {
-        let Some(rec) = self.jobs[slot as usize].rec.as_mut() else {
+        let Some(rec) = self.jobs[slot as usize].as_mut() else {
             return;
         };
         if rec.next != NEVER || rec.running > 0 || rec.is_manual() || rec.terminal.is_some() {
@@ -1138,11 +1268,13 @@ impl<P: Clone> Core<P> {
     }
 
     fn free_job(&mut self, slot: u32) {
-        let s = &mut self.jobs[slot as usize];
-        s.generation = s.generation.wrapping_add(1);
-        if let Some(rec) = s.rec.take() {
-            self.index.remove(&rec.id);
-            self.free_jobs.push(slot);
+        let Some(id) = self.jobs[slot as usize].as_ref().map(|r| r.id) else {
+            return;
+        };
+        let jobs = &self.jobs;
+        self.index.remove(id, |s| key_of(jobs, s));
+        if let Some(rec) = self.jobs[slot as usize].take() {
+            self.free_jobs.push((slot, rec.generation));
         }
     }
 }
@@ -1185,7 +1317,7 @@ impl<P> Core<P> {
     /// The size in bytes of one job record and one queue entry (for the
     /// footprint benchmark and a test that keeps them small).
     pub fn record_sizes() -> (usize, usize) {
-        (size_of::<JobSlot<P>>(), size_of::<Reverse<Due>>())
+        (size_of::<Option<JobRec<P>>>(), size_of::<Reverse<Due>>())
     }
 }
 
@@ -1198,5 +1330,39 @@ mod tests {
         let (job, due) = Core::<std::sync::Arc<()>>::record_sizes();
         assert!(job <= 112, "job slot is {job} bytes");
         assert_eq!(due, 16);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// The slot index agrees with a `HashMap` under random inserts and removes.
+        #[test]
+        fn slot_index_matches_a_hash_map(ops in proptest::collection::vec((0u64..64, proptest::bool::ANY), 0..400)) {
+            let mut keys: Vec<JobId> = Vec::new();
+            let mut free: Vec<u32> = Vec::new();
+            let mut index = SlotIndex::default();
+            let mut reference = std::collections::HashMap::new();
+            for (k, insert) in ops {
+                let id = JobId(k.wrapping_mul(0x1000_0000_0000_0001));
+                let present = reference.contains_key(&id);
+                if insert && !present {
+                    let slot = free.pop().unwrap_or_else(|| { keys.push(JobId(u64::MAX)); keys.len() as u32 - 1 });
+                    keys[slot as usize] = id;
+                    let k2 = keys.clone();
+                    index.insert(slot, id, |s| k2[s as usize]);
+                    reference.insert(id, slot);
+                } else if !insert && present {
+                    let k2 = keys.clone();
+                    index.remove(id, |s| k2[s as usize]);
+                    let slot = reference.remove(&id).unwrap();
+                    keys[slot as usize] = JobId(u64::MAX);
+                    free.push(slot);
+                }
+                for probe in 0..64u64 {
+                    let pid = JobId(probe.wrapping_mul(0x1000_0000_0000_0001));
+                    proptest::prop_assert_eq!(index.get(pid, |s| keys[s as usize]), reference.get(&pid).copied());
+                }
+                proptest::prop_assert_eq!(index.len, reference.len());
+            }
+        }
     }
 }

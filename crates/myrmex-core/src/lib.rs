@@ -47,7 +47,7 @@ mod recurrence;
 mod time;
 mod trigger;
 
-pub use crate::core::{Action, CancelReason, Core, CoreConfig, CoreError, StartRun};
+pub use crate::core::{Action, CancelReason, Core, CoreConfig, CoreError, PreparedJob, StartRun};
 pub use crate::deps::{
     DepError, DepGraph, Dependency, DependentKind, EdgeReport, EdgeState, Readiness,
     ReadinessChange, Requirement,

@@ -25,6 +25,12 @@ pub type JournalError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// Keep the methods fast (group writes, e.g. a writer thread): the scheduler
 /// waits for them.
 pub trait Journal: Send + 'static {
+    /// Whether this journal records anything. The scheduler skips building the
+    /// snapshots it would pass when this is `false`. Default: `true`.
+    fn enabled(&self) -> bool {
+        true
+    }
+
     /// A job was added (its trigger resolved: zones and anchors filled in).
     ///
     /// # Errors
@@ -143,4 +149,8 @@ pub trait Journal: Send + 'static {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoJournal;
 
-impl Journal for NoJournal {}
+impl Journal for NoJournal {
+    fn enabled(&self) -> bool {
+        false
+    }
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use myrmex_core::{
-    Action, AttemptResult, CancelReason, Core, Event, JobId, JobSnapshot, JobSpec, JobStatus,
+    Action, AttemptResult, CancelReason, Core, Event, JobId, JobSnapshot, JobStatus, PreparedJob,
     RestoredState, RunId, RunReport, StartRun, TriggerSpec,
 };
 
@@ -31,14 +31,10 @@ pub(crate) type Reply<T> = Option<SyncSender<Result<T, SchedulerError>>>;
 pub(crate) type Listener = Box<dyn FnMut(&Event) + Send + 'static>;
 
 /// Everything the scheduler thread receives.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "`Add` is the hot message when registering many jobs; boxing it would cost an allocation each"
-)]
 pub(crate) enum Msg {
     Add {
         id: JobId,
-        spec: JobSpec,
+        job: PreparedJob,
         handler: Handler,
         restored: Option<RestoredState>,
         at: Timestamp,
@@ -314,7 +310,7 @@ impl Runtime {
             }
             Msg::Add {
                 id,
-                spec,
+                job,
                 handler,
                 restored,
                 at,
@@ -323,11 +319,12 @@ impl Runtime {
                 let is_new = restored.is_none();
                 let res = self
                     .core
-                    .add(at, id, spec, restored, handler)
+                    .add_prepared(at, id, job, restored, handler)
                     .map_err(SchedulerError::from);
                 if let Err(e) = &res {
                     tracing::error!(job = %id, error = %e, "job not added");
                 } else if is_new
+                    && self.journal.enabled()
                     && let Some(snap) = self.core.snapshot(id)
                     && let Err(e) = self.journal.job_added(&snap)
                 {

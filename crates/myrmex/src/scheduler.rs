@@ -12,8 +12,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use myrmex_core::{
-    Core, CoreConfig, Event, JobId, JobSnapshot, JobSpec, JobStatus, RestoredState, RunReport,
-    TriggerSpec,
+    Core, CoreConfig, Event, JobId, JobSnapshot, JobSpec, JobStatus, PreparedJob, RestoredState,
+    RunReport, TriggerSpec,
 };
 
 use crate::SchedulerError;
@@ -362,13 +362,12 @@ impl SchedulerHandle {
         job: impl Into<JobSpec>,
         handler: Handler,
     ) -> Result<JobId, SchedulerError> {
-        let mut spec = job.into();
         let at = self.clock.now();
-        spec.trigger = spec.trigger.resolve(at, &self.zone)?;
+        let job = PreparedJob::new(job.into(), at, &self.zone)?;
         let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed));
         self.send(Msg::Add {
             id,
-            spec,
+            job,
             handler,
             restored: None,
             at,
@@ -395,9 +394,10 @@ impl SchedulerHandle {
         self.next_id
             .fetch_max(id.0.saturating_add(1), Ordering::Relaxed);
         let at = self.clock.now();
+        let job = PreparedJob::new(job, at, &self.zone)?;
         self.call(|reply| Msg::Add {
             id,
-            spec: job,
+            job,
             handler,
             restored: Some(state),
             at,
