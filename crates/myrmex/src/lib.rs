@@ -67,8 +67,10 @@ mod context;
 mod deps;
 mod error;
 mod journal;
+mod persist;
 mod pipeline;
 mod pool;
+mod registry;
 mod runtime;
 mod scheduler;
 mod token;
@@ -78,6 +80,8 @@ pub use crate::context::{Handler, JobError, RunContext};
 pub use crate::deps::{Dag, DagError, Explanation, Reason};
 pub use crate::error::SchedulerError;
 pub use crate::journal::{Journal, JournalError, NoJournal};
+pub use crate::persist::{LoadReport, PersistError, PersistentScheduler};
+pub use crate::registry::{NamedHandler, Registry};
 pub use crate::pipeline::{
     Pipeline, PipelineHandle, PipelineJob, PipelineOutcome, PipelineReport, Stage, StageContext,
     StageFailurePolicy, StageFn, StageJobReport, StageReport, StageStatus,

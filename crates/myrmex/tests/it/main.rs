@@ -5,6 +5,7 @@ mod basics;
 mod clock;
 mod deps;
 mod load;
+mod persist;
 mod pipeline;
 mod policies;
 mod shutdown;

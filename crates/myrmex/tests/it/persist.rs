@@ -1,0 +1,419 @@
+//! Persistence: jobs and runs in a store survive a restart; missed fires follow the
+//! misfire policy; runs left running are marked interrupted and retried; unknown
+//! handlers are reported and kept. All on the manual clock, with events as the only
+//! synchronization (the journal writes before listeners hear of an event).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use jiff::tz::TimeZone;
+use myrmex::{
+    Event, JobSpec, ManualClock, MisfirePolicy, OverlapPolicy, PersistError, PersistentScheduler,
+    Registry, RetryPolicy, Scheduler,
+};
+use myrmex_store::{
+    AttemptOutcome, JobDefinition, JobRecord, Materialization, MaterializeOutcome, MemoryStore,
+    NewRun, OccurrenceKey, RunFilter, RunState, StartOutcome, Store, TriggerSpec,
+};
+
+use crate::util::{t, wait_for};
+
+const GRACE: Duration = Duration::from_secs(10);
+
+fn open(
+    store: &Arc<dyn Store>,
+    registry: &Registry,
+    now: &str,
+) -> (PersistentScheduler, myrmex::LoadReport, ManualClock) {
+    let clock = ManualClock::new(t(now));
+    let builder = Scheduler::builder()
+        .workers(2)
+        .zone(TimeZone::UTC)
+        .clock(clock.clone());
+    let (ps, report) =
+        PersistentScheduler::open(builder, Arc::clone(store), registry.clone()).expect("open");
+    (ps, report, clock)
+}
+
+fn counting_registry() -> (Registry, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut r = Registry::new();
+    let c = Arc::clone(&calls);
+    r.register("count", move |_ctx, args| {
+        assert_eq!(args["n"], 1, "arguments reach the handler");
+        c.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    });
+    (r, calls)
+}
+
+fn succeeded_at(e: &Event, at: &str) -> bool {
+    matches!(e, Event::RunSucceeded(r) if r.scheduled_at == t(at))
+}
+
+/// A run as `(seconds after T0, state, attempt)`.
+type RunRow = (i64, RunState, u32);
+
+/// Every run of a job, as [`RunRow`]s.
+fn runs(store: &Arc<dyn Store>, job: &str) -> Vec<RunRow> {
+    let t0 = t(crate::util::T0);
+    store
+        .list_runs(&RunFilter::job(job))
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r.key.scheduled_at.duration_since(t0).as_secs(),
+                r.state,
+                r.attempt.0,
+            )
+        })
+        .collect()
+}
+
+fn every_10s() -> JobSpec {
+    JobSpec::new(myrmex::TriggerSpec::interval(
+        SignedDuration::from_secs(10),
+        t("2026-01-01T00:00:10Z"),
+    ))
+}
+
+#[test]
+fn jobs_resume_from_their_watermark_after_a_restart() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (registry, calls) = counting_registry();
+
+    let (ps, report, clock) = open(&store, &registry, "2026-01-01T00:00:00Z");
+    assert_eq!(report, myrmex::LoadReport::default());
+    let events = ps.scheduler().subscribe();
+    ps.schedule("tick", every_10s(), "count", serde_json::json!({ "n": 1 }))
+        .unwrap();
+    let stored = store
+        .get_job(&"tick".into())
+        .unwrap()
+        .expect("stored at once");
+    assert_eq!(stored.definition.handler, "count");
+    assert_eq!(stored.state.watermark, Some(t("2026-01-01T00:00:10Z")));
+    ps.start().unwrap();
+    clock.advance(Duration::from_secs(10));
+    wait_for(&events, "first run", |e| {
+        succeeded_at(e, "2026-01-01T00:00:10Z")
+    });
+    ps.shutdown(GRACE).unwrap();
+    assert_eq!(runs(&store, "tick"), [(10, RunState::Succeeded, 1)]);
+    let job = store.get_job(&"tick".into()).unwrap().unwrap();
+    assert_eq!(job.state.watermark, Some(t("2026-01-01T00:00:20Z")));
+    assert_eq!(job.state.run_count, 1);
+
+    // A new process, within the misfire grace of the next fire.
+    let (ps, report, clock) = open(&store, &registry, "2026-01-01T00:00:15Z");
+    assert_eq!(report.restored.len(), 1);
+    assert_eq!(report.restored[0].0, "tick");
+    assert!(report.interrupted.is_empty() && report.resumed.is_empty());
+    let events = ps.scheduler().subscribe();
+    ps.start().unwrap();
+    clock.advance(Duration::from_secs(5));
+    wait_for(&events, "second run", |e| {
+        succeeded_at(e, "2026-01-01T00:00:20Z")
+    });
+    ps.shutdown(GRACE).unwrap();
+    assert_eq!(
+        runs(&store, "tick"),
+        [(10, RunState::Succeeded, 1), (20, RunState::Succeeded, 1)],
+        "each occurrence once, none repeated by the restart"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert!(matches!(
+        ps.schedule("tick", every_10s(), "count", serde_json::json!({ "n": 1 })),
+        Err(PersistError::Scheduler(_) | PersistError::JobExists { .. })
+    ));
+}
+
+#[test]
+fn fires_missed_while_down_follow_the_misfire_policy() {
+    use RunState::{Skipped as K, Succeeded as S};
+    // Down from 00:00:15 to 00:00:55: fires at 20, 30, 40 and 50 were missed.
+    let cases: [(MisfirePolicy, &[RunRow], usize); 3] = [
+        (
+            MisfirePolicy::RunOnce,
+            &[(10, S, 1), (20, K, 0), (30, K, 0), (40, K, 0), (50, S, 1)],
+            1,
+        ),
+        (
+            MisfirePolicy::RunAll,
+            &[(10, S, 1), (20, S, 1), (30, S, 1), (40, S, 1), (50, S, 1)],
+            4,
+        ),
+        (
+            MisfirePolicy::Skip,
+            &[(10, S, 1), (20, K, 0), (30, K, 0), (40, K, 0), (50, K, 0)],
+            0,
+        ),
+    ];
+    for (policy, want, runs_after) in cases {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let (registry, calls) = counting_registry();
+        let (ps, _, clock) = open(&store, &registry, "2026-01-01T00:00:00Z");
+        let events = ps.scheduler().subscribe();
+        ps.schedule(
+            "tick",
+            // RunAll's catch-up fires come at once: let them overlap.
+            every_10s().misfire(policy).overlap(OverlapPolicy::Allow(8)),
+            "count",
+            serde_json::json!({ "n": 1 }),
+        )
+        .unwrap();
+        ps.start().unwrap();
+        clock.advance(Duration::from_secs(10));
+        wait_for(&events, "first run", |e| {
+            succeeded_at(e, "2026-01-01T00:00:10Z")
+        });
+        ps.shutdown(GRACE).unwrap();
+
+        let (ps, report, _clock) = open(&store, &registry, "2026-01-01T00:00:55Z");
+        assert_eq!(report.restored.len(), 1, "{policy:?}");
+        let events = ps.scheduler().subscribe();
+        ps.start().unwrap();
+        match policy {
+            MisfirePolicy::Skip => {
+                wait_for(&events, "missed", |e| matches!(e, Event::Missed { .. }));
+            }
+            _ => {
+                let mut seen = 0;
+                while seen < runs_after {
+                    wait_for(&events, "catch-up run", |e| {
+                        matches!(e, Event::RunSucceeded(_))
+                    });
+                    seen += 1;
+                }
+            }
+        }
+        ps.shutdown(GRACE).unwrap();
+        assert_eq!(runs(&store, "tick"), want, "{policy:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1 + runs_after, "{policy:?}");
+        assert_eq!(
+            store
+                .get_job(&"tick".into())
+                .unwrap()
+                .unwrap()
+                .state
+                .watermark,
+            Some(t("2026-01-01T00:01:00Z")),
+            "{policy:?}"
+        );
+    }
+}
+
+/// Puts the store in the state a process killed mid-run leaves: the occurrence at 00:00:10
+/// fired and its first attempt running.
+fn crash_mid_run(store: &Arc<dyn Store>, registry: &Registry, retry: RetryPolicy) {
+    let (ps, _, _clock) = open(store, registry, "2026-01-01T00:00:00Z");
+    ps.schedule(
+        "tick",
+        every_10s().retry(retry),
+        "count",
+        serde_json::json!({ "n": 1 }),
+    )
+    .unwrap();
+    ps.shutdown(GRACE).unwrap();
+    let max_attempts = match retry {
+        RetryPolicy::Fixed { max_attempts, .. } => max_attempts,
+        _ => 1,
+    };
+    let at = t("2026-01-01T00:00:10Z");
+    let out = store
+        .materialize(Materialization::tick(
+            "tick",
+            Some(at),
+            Some(t("2026-01-01T00:00:20Z")),
+            vec![NewRun::pending(at).with_max_attempts(max_attempts)],
+            at,
+        ))
+        .unwrap();
+    let MaterializeOutcome::Committed { inserted, .. } = out else {
+        panic!("{out:?}")
+    };
+    let started = store
+        .start_attempt(
+            inserted[0].id,
+            "dead-process",
+            at,
+            SignedDuration::from_secs(60),
+        )
+        .unwrap();
+    assert!(matches!(started, StartOutcome::Started(_)));
+}
+
+#[test]
+fn runs_left_running_are_interrupted_and_retried() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (registry, calls) = counting_registry();
+    let retry = RetryPolicy::Fixed {
+        max_attempts: 3,
+        delay: SignedDuration::from_secs(1),
+        jitter: SignedDuration::ZERO,
+    };
+    crash_mid_run(&store, &registry, retry);
+
+    let (ps, report, _clock) = open(&store, &registry, "2026-01-01T00:00:12Z");
+    let key = OccurrenceKey::new("tick", t("2026-01-01T00:00:10Z"));
+    assert_eq!(report.interrupted, std::slice::from_ref(&key));
+    assert_eq!(report.resumed, std::slice::from_ref(&key));
+    assert!(report.dead.is_empty());
+    let run = store.find_run(&key).unwrap().unwrap();
+    assert_eq!(
+        run.state,
+        RunState::Interrupted,
+        "marked before anything runs"
+    );
+    let events = ps.scheduler().subscribe();
+    ps.start().unwrap();
+    wait_for(&events, "retried run", |e| {
+        succeeded_at(e, "2026-01-01T00:00:10Z")
+    });
+    ps.shutdown(GRACE).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(runs(&store, "tick"), [(10, RunState::Succeeded, 2)]);
+    let history: Vec<_> = store
+        .attempts(run.id)
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.attempt.0, a.outcome))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (1, Some(AttemptOutcome::Interrupted)),
+            (2, Some(AttemptOutcome::Succeeded))
+        ]
+    );
+}
+
+#[test]
+fn runs_left_running_without_attempts_left_are_dead() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (registry, calls) = counting_registry();
+    crash_mid_run(&store, &registry, RetryPolicy::Never);
+
+    let (ps, report, _clock) = open(&store, &registry, "2026-01-01T00:00:12Z");
+    let key = OccurrenceKey::new("tick", t("2026-01-01T00:00:10Z"));
+    assert_eq!(report.dead, [key]);
+    assert!(report.interrupted.is_empty() && report.resumed.is_empty());
+    ps.start().unwrap();
+    ps.shutdown(GRACE).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(runs(&store, "tick"), [(10, RunState::Dead, 1)]);
+}
+
+#[test]
+fn jobs_with_unregistered_handlers_are_reported_and_kept() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let t0 = t("2026-01-01T00:00:00Z");
+    let legacy = JobRecord::new(
+        "legacy",
+        JobDefinition {
+            trigger: TriggerSpec::Interval {
+                every: SignedDuration::from_secs(10),
+                anchor: t0,
+                start: None,
+                end: None,
+            },
+            handler: "gone".into(),
+            args: serde_json::json!({ "x": 1 }),
+            policies: Default::default(),
+            depends_on: vec![],
+        },
+        Some(t0),
+        t0,
+    );
+    store.upsert_job(legacy.clone()).unwrap();
+    let (registry, _) = counting_registry();
+    let (ps, report, clock) = open(&store, &registry, "2026-01-01T00:00:00Z");
+    assert_eq!(
+        report.unregistered,
+        [("legacy".to_owned(), "gone".to_owned())]
+    );
+    assert!(report.restored.is_empty());
+    assert!(matches!(
+        ps.schedule(
+            "legacy",
+            every_10s(),
+            "count",
+            serde_json::json!({ "n": 1 })
+        ),
+        Err(PersistError::JobExists { .. })
+    ));
+    assert!(matches!(
+        ps.schedule("other", every_10s(), "nope", serde_json::Value::Null),
+        Err(PersistError::UnknownHandler { .. })
+    ));
+    ps.start().unwrap();
+    clock.advance(Duration::from_secs(60));
+    ps.shutdown(GRACE).unwrap();
+    assert_eq!(store.get_job(&"legacy".into()).unwrap(), Some(legacy));
+    assert!(runs(&store, "legacy").is_empty());
+}
+
+#[test]
+fn paused_jobs_stay_paused_across_a_restart() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (registry, calls) = counting_registry();
+    let (ps, _, _clock) = open(&store, &registry, "2026-01-01T00:00:00Z");
+    let id = ps
+        .schedule("tick", every_10s(), "count", serde_json::json!({ "n": 1 }))
+        .unwrap();
+    ps.scheduler().pause(id).unwrap();
+    ps.shutdown(GRACE).unwrap();
+    assert!(store.get_job(&"tick".into()).unwrap().unwrap().state.paused);
+
+    let (ps, report, clock) = open(&store, &registry, "2026-01-01T00:00:00Z");
+    let id = report.restored[0].1;
+    assert_eq!(
+        ps.scheduler().get_job(id).unwrap().status,
+        myrmex::JobStatus::Paused
+    );
+    ps.start().unwrap();
+    clock.advance(Duration::from_secs(30));
+    ps.shutdown(GRACE).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+/// The same restart on the durable SQLite store, closed and reopened from its file.
+#[test]
+fn sqlite_store_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("myrmex.db");
+    let (registry, calls) = counting_registry();
+    {
+        let store: Arc<dyn Store> = Arc::new(myrmex_sqlite::SqliteStore::open(&path).unwrap());
+        let (ps, _, clock) = open(&store, &registry, "2026-01-01T00:00:00Z");
+        let events = ps.scheduler().subscribe();
+        ps.schedule("tick", every_10s(), "count", serde_json::json!({ "n": 1 }))
+            .unwrap();
+        ps.start().unwrap();
+        clock.advance(Duration::from_secs(10));
+        wait_for(&events, "first run", |e| {
+            succeeded_at(e, "2026-01-01T00:00:10Z")
+        });
+        ps.shutdown(GRACE).unwrap();
+        store.close().unwrap();
+    }
+    let store: Arc<dyn Store> = Arc::new(myrmex_sqlite::SqliteStore::open(&path).unwrap());
+    let (ps, report, clock) = open(&store, &registry, "2026-01-01T00:00:15Z");
+    assert_eq!(report.restored.len(), 1);
+    let events = ps.scheduler().subscribe();
+    ps.start().unwrap();
+    clock.advance(Duration::from_secs(5));
+    wait_for(&events, "second run", |e| {
+        succeeded_at(e, "2026-01-01T00:00:20Z")
+    });
+    ps.shutdown(GRACE).unwrap();
+    assert_eq!(
+        runs(&store, "tick"),
+        [(10, RunState::Succeeded, 1), (20, RunState::Succeeded, 1)]
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    store.close().unwrap();
+}
