@@ -12,10 +12,13 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use myrmex::{Event, Handler, JobId, RunContext, Scheduler, SchedulerError};
+use myrmex::{
+    Dag, DagError, Event, Handler, JobId, Pipeline, PipelineJob, RunContext, Scheduler,
+    SchedulerError, Stage, StageFailurePolicy,
+};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use crate::config::{Config, ConfigError, JobConfig};
+use crate::config::{Config, ConfigError, JobConfig, PipelineConfig, PipelineFailure, Requirement};
 use crate::control::{ControlError, ControlServer, Request, Response};
 use crate::runner::{self, Outcome};
 use crate::state::{self, Shared, SharedStore, StoreJournal};
@@ -85,7 +88,7 @@ pub fn run(path: &Path) -> u8 {
             control.stop();
             match e {
                 StartError::Store { .. } => exit_codes::STORE,
-                StartError::Scheduler(_) => exit_codes::FAILURE,
+                StartError::Scheduler(_) | StartError::Dag(_) => exit_codes::FAILURE,
             }
         }
     };
@@ -159,15 +162,34 @@ impl Drop for ActiveGuard {
     }
 }
 
-/// A job the scheduler knows, with the config it was added from.
+/// A job or pipeline the scheduler knows, with the fingerprint of the config it
+/// was added from and the ids its dependencies had then.
 struct Registered {
     id: JobId,
-    config: JobConfig,
+    fingerprint: String,
+    deps: Vec<JobId>,
+}
+
+/// A job or a pipeline of the config.
+#[derive(Clone)]
+enum Item {
+    Job(JobConfig),
+    Pipeline(PipelineConfig),
+}
+
+impl Item {
+    fn name(&self) -> &str {
+        match self {
+            Item::Job(j) => &j.name,
+            Item::Pipeline(p) => &p.name,
+        }
+    }
 }
 
 struct Daemon {
     config: Config,
     scheduler: Scheduler,
+    dag: Dag,
     store: SharedStore,
     jobs: BTreeMap<String, Registered>,
     shared: Shared,
@@ -185,6 +207,8 @@ enum StartError {
     },
     #[error("cannot start the scheduler")]
     Scheduler(#[from] SchedulerError),
+    #[error("cannot add a job")]
+    Dag(#[from] DagError),
 }
 
 impl Daemon {
@@ -209,6 +233,9 @@ impl Daemon {
         // Unchanged jobs get their stored state back under ids chosen here; the others
         // are added afresh after them.
         let mut restores = Vec::new();
+        for p in &config.pipelines {
+            shared.set_fingerprint(&p.name, pipeline_fingerprint(&config, p));
+        }
         for job in &config.jobs {
             shared.set_fingerprint(&job.name, state::fingerprint(job));
             if let Some(r) = stored
@@ -230,30 +257,53 @@ impl Daemon {
                 move |e| log_event(&shared, e)
             })
             .build()?;
+        let dag = Dag::attach(&scheduler);
         let mut daemon = Daemon {
             config,
             scheduler,
+            dag,
             store,
             jobs: BTreeMap::new(),
             shared,
             active: Arc::default(),
         };
-        for (id, job, r) in restores {
-            let next_fire = r.state.next_run_at;
-            daemon
-                .scheduler
-                .restore(id, r.spec, r.state, daemon.handler(&job))?;
-            tracing::info!(job = %job.name, next_fire = ?next_fire, "job restored from the state store");
-            daemon
-                .jobs
-                .insert(job.name.clone(), Registered { id, config: job });
-        }
-        for job in daemon.config.jobs.clone() {
-            if !daemon.jobs.contains_key(&job.name) {
-                daemon.add(&job)?;
+        let mut restores: BTreeMap<String, _> = restores
+            .into_iter()
+            .map(|(id, job, r)| (job.name.clone(), (id, r)))
+            .collect();
+        for item in daemon.items_in_order() {
+            let restored = match &item {
+                Item::Job(job) => restores.remove(&job.name).map(|r| (job, r)),
+                Item::Pipeline(_) => None,
+            };
+            match restored {
+                Some((job, (id, r))) => {
+                    let next_fire = r.state.next_run_at;
+                    daemon
+                        .scheduler
+                        .restore(id, r.spec, r.state, daemon.handler(job, true))?;
+                    daemon.dag.track(id)?;
+                    let deps = daemon.dependencies(job);
+                    if !deps.is_empty() {
+                        daemon.dag.set_dependencies(id, deps.clone())?;
+                    }
+                    tracing::info!(job = %job.name, next_fire = ?next_fire, "job restored from the state store");
+                    daemon.jobs.insert(
+                        job.name.clone(),
+                        Registered {
+                            id,
+                            fingerprint: state::fingerprint(job),
+                            deps: deps.iter().map(|d| d.job).collect(),
+                        },
+                    );
+                }
+                None => daemon.add(&item)?,
             }
         }
-        for name in stored.keys().filter(|n| daemon.config.job(n).is_none()) {
+        let known = |n: &str| {
+            daemon.config.job(n).is_some() || daemon.config.pipelines.iter().any(|p| p.name == n)
+        };
+        for name in stored.keys().filter(|n| !known(n)) {
             let patch = myrmex_store::JobPatch {
                 paused: None,
                 status: Some(myrmex_store::JobStatus::Cancelled),
@@ -265,8 +315,10 @@ impl Daemon {
                 tracing::warn!(job = %name, error = %e, "cannot mark a job removed from the config");
             }
         }
-        for p in &daemon.config.pipelines {
-            tracing::warn!(pipeline = %p.name, "pipelines are not run by this version yet; ignored");
+        if !daemon.config.pipelines.is_empty() && daemon.config.scheduler.workers < 2 {
+            tracing::warn!(
+                "a running pipeline holds a worker while its stages run: give the scheduler at least 2 workers"
+            );
         }
         daemon.prune(now);
         daemon.scheduler.start()?;
@@ -310,23 +362,118 @@ impl Daemon {
         }
     }
 
-    fn add(&mut self, job: &JobConfig) -> Result<(), SchedulerError> {
-        if !job.depends_on.is_empty() {
-            tracing::warn!(job = %job.name, "`depends_on` is not honoured by this version yet; the job runs on its own schedule only");
+    /// The jobs and pipelines of the config, each after what it depends on
+    /// (pipelines first: they depend on nothing, jobs may depend on them).
+    fn items_in_order(&self) -> Vec<Item> {
+        fn visit(
+            job: &JobConfig,
+            config: &Config,
+            seen: &mut std::collections::HashSet<String>,
+            out: &mut Vec<Item>,
+        ) {
+            if !seen.insert(job.name.clone()) {
+                return;
+            }
+            for d in &job.depends_on {
+                if let Some(up) = config.job(&d.name) {
+                    visit(up, config, seen, out);
+                }
+            }
+            out.push(Item::Job(job.clone()));
         }
-        self.shared
-            .set_fingerprint(&job.name, state::fingerprint(job));
-        let spec = plan::job_spec(&self.config, job, self.scheduler.now());
-        let id = self.scheduler.schedule_handler(spec, self.handler(job))?;
-        self.shared.register(id, &job.name);
+        let mut out: Vec<Item> = self
+            .config
+            .pipelines
+            .iter()
+            .cloned()
+            .map(Item::Pipeline)
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for job in &self.config.jobs {
+            visit(job, &self.config, &mut seen, &mut out);
+        }
+        out
+    }
+
+    /// `job`'s dependencies as scheduler ids (every one is registered: the config
+    /// was checked and items are added in dependency order).
+    fn dependencies(&self, job: &JobConfig) -> Vec<myrmex::Dependency> {
+        job.depends_on
+            .iter()
+            .filter_map(|d| {
+                let id = self.jobs.get(&d.name)?.id;
+                Some(match d.require {
+                    Requirement::Success => myrmex::Dependency::succeeded(id),
+                    Requirement::Completion => myrmex::Dependency::finished(id),
+                })
+            })
+            .collect()
+    }
+
+    fn add(&mut self, item: &Item) -> Result<(), DagError> {
+        let now = self.scheduler.now();
+        let (id, fingerprint, deps) = match item {
+            Item::Job(job) => {
+                let fingerprint = state::fingerprint(job);
+                self.shared.set_fingerprint(&job.name, fingerprint.clone());
+                let spec = plan::job_spec(&self.config, job, now);
+                let deps = self.dependencies(job);
+                let id = self
+                    .dag
+                    .schedule_handler(spec, deps.clone(), self.handler(job, true))?;
+                (id, fingerprint, deps.iter().map(|d| d.job).collect())
+            }
+            Item::Pipeline(p) => {
+                let fingerprint = pipeline_fingerprint(&self.config, p);
+                self.shared.set_fingerprint(&p.name, fingerprint.clone());
+                let zone = self.config.zone_of(p.zone.as_ref());
+                let spec = myrmex::JobSpec::new(plan::trigger(p.schedule.as_ref(), zone, now))
+                    .name(p.name.clone());
+                let id = self.dag.schedule_pipeline(spec, [], self.pipeline(p))?;
+                (id, fingerprint, Vec::new())
+            }
+        };
+        self.shared.register(id, item.name());
         self.jobs.insert(
-            job.name.clone(),
+            item.name().to_string(),
             Registered {
                 id,
-                config: job.clone(),
+                fingerprint,
+                deps,
             },
         );
         Ok(())
+    }
+
+    /// The `myrmex` pipeline for `p`: each stage job runs its config job's command.
+    fn pipeline(&self, p: &PipelineConfig) -> Pipeline<serde_json::Value> {
+        let mut pipeline = Pipeline::new(p.name.clone()).failure_policy(match p.on_failure {
+            PipelineFailure::Stop => StageFailurePolicy::Stop,
+            PipelineFailure::Continue => StageFailurePolicy::Continue,
+        });
+        for (i, names) in p.stages.iter().enumerate() {
+            let mut stage = Stage::new(format!("{}/stage-{}", p.name, i + 1));
+            for name in names {
+                let Some(job) = self.config.job(name) else {
+                    continue;
+                };
+                let handler = self.handler(job, false);
+                let policies = plan::policies(&self.config, job);
+                let mut pj = PipelineJob::new(
+                    format!("{}/{}", p.name, job.name),
+                    move |ctx: &myrmex::StageContext<'_, serde_json::Value>| {
+                        handler(ctx.run()).map(|()| serde_json::Value::Null)
+                    },
+                )
+                .retry(policies.retry);
+                if let Some(t) = policies.timeout {
+                    pj = pj.timeout(t);
+                }
+                stage = stage.with(pj);
+            }
+            pipeline = pipeline.stage(stage);
+        }
+        pipeline
     }
 
     fn remove(&mut self, name: &str) {
@@ -338,7 +485,7 @@ impl Daemon {
     }
 
     /// The handler that runs `job`'s command.
-    fn handler(&self, job: &JobConfig) -> Handler {
+    fn handler(&self, job: &JobConfig, record_output: bool) -> Handler {
         let base = runner::RunRequest {
             job: job.name.clone(),
             argv: job.command.argv(),
@@ -368,17 +515,19 @@ impl Daemon {
                 Outcome::Interrupted if timed_out => Outcome::TimedOut,
                 o => o,
             };
-            shared.put_output(
-                &req.job,
-                req.scheduled_at,
-                req.attempt,
-                serde_json::json!({
-                    "outcome": outcome.to_string(),
-                    "duration_s": out.duration.as_secs_f64(),
-                    "stdout_tail": out.stdout_tail,
-                    "stderr_tail": out.stderr_tail,
-                }),
-            );
+            if record_output {
+                shared.put_output(
+                    &req.job,
+                    req.scheduled_at,
+                    req.attempt,
+                    serde_json::json!({
+                        "outcome": outcome.to_string(),
+                        "duration_s": out.duration.as_secs_f64(),
+                        "stdout_tail": out.stdout_tail,
+                        "stderr_tail": out.stderr_tail,
+                    }),
+                );
+            }
             let fields = (
                 req.job.as_str(),
                 run_id.as_str(),
@@ -481,34 +630,70 @@ impl Daemon {
         // Handlers capture these; a change means every job gets a new handler.
         let handlers_changed = new.scheduler.kill_grace != old.kill_grace
             || new.scheduler.output_tail_bytes != old.output_tail_bytes;
-        let old_config = std::mem::replace(&mut self.config, new);
+        self.config = new;
         let (mut added, mut removed, mut changed) = (0, 0, 0);
-        for name in old_config.jobs.iter().map(|j| &j.name) {
-            if self.config.job(name).is_none() {
-                self.remove(name);
-                tracing::info!(job = %name, "job removed");
-                removed += 1;
-            }
+        let items = self.items_in_order();
+        let gone: Vec<String> = self
+            .jobs
+            .keys()
+            .filter(|n| !items.iter().any(|i| i.name() == n.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.remove(&name);
+            tracing::info!(job = %name, "job removed");
+            removed += 1;
         }
-        for job in self.config.jobs.clone() {
-            let existing = self.jobs.get(&job.name).map(|r| r.config == job);
+        for item in items {
+            let fingerprint = match &item {
+                Item::Job(j) => state::fingerprint(j),
+                Item::Pipeline(p) => pipeline_fingerprint(&self.config, p),
+            };
+            let existing = self
+                .jobs
+                .get(item.name())
+                .map(|r| r.fingerprint == fingerprint);
             if existing == Some(true) && !handlers_changed {
                 continue;
             }
             if existing.is_some() {
-                self.remove(&job.name);
+                self.remove(item.name());
             }
-            match self.add(&job) {
+            match self.add(&item) {
                 Ok(()) if existing.is_some() => {
-                    tracing::info!(job = %job.name, "job changed");
+                    tracing::info!(job = %item.name(), "job changed");
                     changed += 1;
                 }
                 Ok(()) => {
-                    tracing::info!(job = %job.name, "job added");
+                    tracing::info!(job = %item.name(), "job added");
                     added += 1;
                 }
                 Err(e) => {
-                    tracing::error!(job = %job.name, error = %crate::error_chain(&e), "cannot add job");
+                    tracing::error!(job = %item.name(), error = %crate::error_chain(&e), "cannot add job");
+                }
+            }
+        }
+        // Unchanged jobs that depend on a re-added one follow it to its new id.
+        for job in self.config.jobs.clone() {
+            if job.depends_on.is_empty() {
+                continue;
+            }
+            let deps = self.dependencies(&job);
+            let ids: Vec<JobId> = deps.iter().map(|d| d.job).collect();
+            let Some(reg) = self.jobs.get(&job.name) else {
+                continue;
+            };
+            if reg.deps != ids {
+                let id = reg.id;
+                match self.dag.set_dependencies(id, deps) {
+                    Ok(()) => {
+                        if let Some(reg) = self.jobs.get_mut(&job.name) {
+                            reg.deps = ids;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(job = %job.name, error = %crate::error_chain(&e), "cannot update dependencies");
+                    }
                 }
             }
         }
@@ -629,4 +814,10 @@ fn log_event(shared: &Shared, e: &Event) {
         }
         _ => {}
     }
+}
+
+/// A fingerprint of a pipeline: its entry and those of its stage jobs.
+fn pipeline_fingerprint(config: &Config, p: &PipelineConfig) -> String {
+    let jobs: Vec<Option<&JobConfig>> = p.stages.iter().flatten().map(|n| config.job(n)).collect();
+    format!("{p:?} {jobs:?}")
 }

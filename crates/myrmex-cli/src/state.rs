@@ -179,10 +179,11 @@ impl StoreJournal {
         self.max_attempts.insert(id, max_attempts(spec));
     }
 
-    fn name(&self, job: JobId) -> Result<String, JournalError> {
-        self.shared
-            .name(job)
-            .ok_or_else(|| format!("job {job} is not known to the daemon").into())
+    /// The config name of a job the daemon records; `None` for the scheduler's own
+    /// helper jobs (a pipeline's stage jobs), which are not stored: their pipeline's
+    /// run is.
+    fn name(&self, job: JobId) -> Option<String> {
+        self.shared.name(job)
     }
 
     fn complete(
@@ -343,10 +344,12 @@ fn attempt_outcome(o: myrmex::Outcome) -> AttemptOutcome {
 impl Journal for StoreJournal {
     fn job_added(&mut self, job: &JobSnapshot) -> Result<(), JournalError> {
         // The daemon names every job it adds; the name is known here before any fire.
-        let name = job
-            .name
-            .clone()
-            .ok_or_else(|| format!("job {} has no name", job.id))?;
+        let Some(name) = job.name.clone() else {
+            return Ok(());
+        };
+        if self.shared.fingerprint(&name).is_none() {
+            return Ok(());
+        }
         self.shared.register(job.id, &name);
         let spec = job.spec();
         let def = JobDefinition {
@@ -368,7 +371,9 @@ impl Journal for StoreJournal {
     }
 
     fn job_changed(&mut self, job: &JobSnapshot) -> Result<(), JournalError> {
-        let name = self.name(job.id)?;
+        let Some(name) = self.name(job.id) else {
+            return Ok(());
+        };
         let paused = job.status == JobStatus::Paused;
         let patch = JobPatch {
             paused: Some(paused),
@@ -384,7 +389,9 @@ impl Journal for StoreJournal {
     }
 
     fn job_removed(&mut self, job: JobId, status: JobStatus) -> Result<(), JournalError> {
-        let name = self.name(job)?;
+        let Some(name) = self.name(job) else {
+            return Ok(());
+        };
         self.watermarks.remove(&job);
         let status = match status {
             JobStatus::Completed => myrmex_store::JobStatus::Completed,
@@ -410,7 +417,9 @@ impl Journal for StoreJournal {
         scheduled_at: Timestamp,
         watermark: Option<Timestamp>,
     ) -> Result<(), JournalError> {
-        let name = self.name(job)?;
+        let Some(name) = self.name(job) else {
+            return Ok(());
+        };
         let expected = self.watermarks.get(&job).copied().flatten();
         // A watermark never moves back; a manual release leaves it where it is.
         let new = match (expected, watermark) {
@@ -475,7 +484,9 @@ impl Journal for StoreJournal {
         scheduled_at: Timestamp,
         reason: myrmex::SkipReason,
     ) -> Result<(), JournalError> {
-        let name = self.name(job)?;
+        let Some(name) = self.name(job) else {
+            return Ok(());
+        };
         let m = Materialization {
             job: myrmex_store::JobId(name),
             watermark: myrmex_store::WatermarkUpdate::Keep,
@@ -496,6 +507,9 @@ impl Journal for StoreJournal {
         scheduled_at: Timestamp,
         attempt: u32,
     ) -> Result<(), JournalError> {
+        if self.name(job).is_none() {
+            return Ok(());
+        }
         let Some(&(run, _)) = self.runs.get(&(job, scheduled_at)) else {
             return Err(format!(
                 "no stored run for job {job} at {scheduled_at} (attempt {attempt})"
@@ -526,7 +540,9 @@ impl Journal for StoreJournal {
         error: Option<&str>,
         retry_at: Timestamp,
     ) -> Result<(), JournalError> {
-        let name = self.name(job)?;
+        let Some(name) = self.name(job) else {
+            return Ok(());
+        };
         let mut c = Completion::failure(
             attempt_outcome(outcome),
             error.unwrap_or("failed"),
@@ -539,7 +555,9 @@ impl Journal for StoreJournal {
     }
 
     fn run_finished(&mut self, report: &RunReport) -> Result<(), JournalError> {
-        let name = self.name(report.job)?;
+        let Some(name) = self.name(report.job) else {
+            return Ok(());
+        };
         let mut c = match report.outcome {
             myrmex::Outcome::Succeeded => Completion::success(),
             o => Completion::failure(

@@ -323,3 +323,74 @@ every = "1s"
     let table = d.run(&["status"]);
     assert!(stdout(&table).starts_with("JOB "), "{}", stdout(&table));
 }
+
+#[test]
+fn dependencies_and_pipelines_run_in_order() {
+    let d = Dir::new();
+    d.write_config(
+        r#"
+[scheduler]
+workers = 4
+
+[[job]]
+name = "upstream"
+command = "echo upstream >> order.txt"
+every = "1s"
+
+[[job]]
+name = "downstream"
+command = "echo downstream $MYRMEX_RUN_ID >> order.txt"
+depends_on = ["upstream"]
+
+[[job]]
+name = "extract-a"
+command = "echo extract-a >> stages.txt"
+
+[[job]]
+name = "extract-b"
+command = "echo extract-b >> stages.txt"
+
+[[job]]
+name = "load"
+command = "echo load >> stages.txt"
+
+[[pipeline]]
+name = "etl"
+stages = [["extract-a", "extract-b"], "load"]
+"#,
+    );
+    let mut daemon = d.start();
+    daemon.wait_for("downstream after upstream", |v| {
+        is_run_finished(v, "downstream")
+    });
+
+    let out = d.run(&["trigger", "etl"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = daemon.wait_for("the pipeline run", |v| is_run_finished(v, "load"));
+    assert_eq!(v["outcome"], "exited with status 0", "{}", daemon.log());
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+
+    let order = std::fs::read_to_string(d.path().join("order.txt")).unwrap();
+    let first = order.lines().next().unwrap();
+    assert_eq!(first, "upstream", "{order}");
+    assert!(
+        order
+            .lines()
+            .any(|l| l.starts_with("downstream downstream@")),
+        "{order}"
+    );
+    let stages = std::fs::read_to_string(d.path().join("stages.txt")).unwrap();
+    let lines: Vec<&str> = stages.lines().collect();
+    assert_eq!(lines.len(), 3, "{stages}");
+    assert_eq!(
+        lines[2], "load",
+        "the last stage ran before the first finished: {stages}"
+    );
+
+    // The pipeline's run is recorded under its name.
+    let out = d.run(&["history", "etl", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs[0]["state"], "succeeded", "{runs:#}");
+}
