@@ -502,8 +502,18 @@ fn compare(spec: &Spec, policy: DstPolicy, zone: &str, center: Timestamp, probes
         "walking back {text:?} ({policy:?}) in {zone} from {hi}"
     );
     for &p in probes {
-        let q = center + (p % half).seconds();
-        let q = q + jiff::SignedDuration::from_nanos(i64::from(p.rem_euclid(3) == 0) * 500_000_000);
+        let q = match p.rem_euclid(4) {
+            // Exactly on a fire time, or just before or after one.
+            0 if !all.is_empty() => {
+                let f = all[(p / 4).unsigned_abs() as usize % all.len()];
+                f + ((p / 4).rem_euclid(3) - 1).seconds()
+            }
+            1 => center + (p % half).seconds() + jiff::SignedDuration::from_millis(500),
+            _ => center + (p % half).seconds(),
+        };
+        if q < lo || q > hi {
+            continue;
+        }
         let expect_next = all.iter().copied().find(|&f| f > q);
         let got_next = cron.next_timestamp_after(q, &tz);
         match expect_next {
