@@ -123,11 +123,13 @@ struct JobRow {
 impl JobRow {
     fn new(config: &Config, job: &JobRecord, runs: &[RunRecord]) -> JobRow {
         let name = job.id.0.clone();
-        let in_config = config.job(&name);
+        let pipeline = config.pipelines.iter().find(|p| p.name == name);
+        let in_config = config.job(&name).map(|j| (&j.schedule, &j.zone));
+        let in_config = in_config.or_else(|| pipeline.map(|p| (&p.schedule, &p.zone)));
         let schedule = match in_config {
-            Some(j) => crate::check::describe_schedule(
-                j.schedule.as_ref(),
-                &config.zone_of(j.zone.as_ref()).name,
+            Some((schedule, zone)) => crate::check::describe_schedule(
+                schedule.as_ref(),
+                &config.zone_of(zone.as_ref()).name,
             ),
             None => "-".into(),
         };

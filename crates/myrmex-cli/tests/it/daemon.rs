@@ -393,4 +393,8 @@ stages = [["extract-a", "extract-b"], "load"]
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(runs[0]["state"], "succeeded", "{runs:#}");
+    let out = d.run(&["status", "--json"]);
+    let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let etl = jobs.as_array().unwrap().iter().find(|j| j["job"] == "etl").unwrap();
+    assert_eq!(etl["state"], "scheduled", "{jobs:#}");
 }
