@@ -17,10 +17,10 @@ use myrmex_core::{
     Dependency, JobId, JobPolicies, JobSpec, Outcome, RetryPolicy, RunReport, TriggerSpec,
 };
 
-use crate::SchedulerHandle;
 use crate::context::{Handler, JobError, RunContext};
 use crate::deps::{Dag, DagError, post};
 use crate::runtime::Msg;
+use crate::{CancellationToken, SchedulerHandle};
 
 /// A stage job's code: takes the previous stage's outputs, returns its own.
 pub type StageFn<T> = Arc<dyn Fn(&StageContext<'_, T>) -> Result<T, JobError> + Send + Sync>;
@@ -350,6 +350,7 @@ impl<T: Send + Sync + 'static> Pipeline<T> {
     pub fn submit(&self, dag: &Dag) -> Result<PipelineHandle<T>, DagError> {
         let done = Arc::new(Completion {
             report: Mutex::new(None),
+            watcher: Mutex::new(None),
             cv: Condvar::new(),
             stage: AtomicUsize::new(0),
         });
@@ -404,8 +405,11 @@ impl Dag {
     /// Schedules a pipeline as a job with any trigger (and dependencies): each
     /// fire runs the whole pipeline; the job's run succeeds when the pipeline
     /// does, so other jobs can depend on it. The job's own policies (overlap,
-    /// misfire) apply to whole pipeline runs; retries and timeouts of the
-    /// stage jobs apply per stage job.
+    /// misfire, retry, timeout) apply to whole pipeline runs; retries and
+    /// timeouts of the stage jobs apply per stage job.
+    ///
+    /// The job's timeout bounds the whole pipeline run, and cancelling the job
+    /// cancels its running pipeline.
     ///
     /// While it runs, the pipeline job occupies one worker waiting for its
     /// stages, which run on the others: give the scheduler at least one worker
@@ -424,8 +428,19 @@ impl Dag {
         if spec.name.is_none() {
             spec.name = Some(pipeline.name.clone());
         }
-        self.schedule(spec, depends_on, move |_ctx| {
-            let report = pipeline.submit(&dag)?.wait();
+        self.schedule(spec, depends_on, move |ctx| {
+            let handle = pipeline.submit(&dag)?;
+            // Wait on the job's own token: the pipeline's end cancels it, and
+            // so do the job's timeout and its cancellation (which then cancel
+            // the pipeline). The run's outcome is decided by the scheduler,
+            // not by who cancelled the token.
+            let token = ctx.cancellation();
+            handle.notify(token.clone());
+            token.wait();
+            if !handle.is_finished() {
+                handle.cancel();
+            }
+            let report = handle.wait();
             match report.outcome {
                 PipelineOutcome::Succeeded => Ok(()),
                 other => {
@@ -443,6 +458,8 @@ impl Dag {
 
 struct Completion<T> {
     report: Mutex<Option<PipelineReport<T>>>,
+    /// Cancelled when the report is ready.
+    watcher: Mutex<Option<CancellationToken>>,
     cv: Condvar,
     stage: AtomicUsize,
 }
@@ -476,6 +493,19 @@ impl<T> PipelineHandle<T> {
                 return r;
             }
             g = self.done.cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Cancels `token` when the pipeline ends (at once if it has), so a
+    /// thread can wait for the pipeline and something else with one token.
+    pub fn notify(&self, token: CancellationToken) {
+        *self
+            .done
+            .watcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
+        if self.is_finished() {
+            token.cancel();
         }
     }
 
@@ -740,6 +770,15 @@ impl<T: Send + Sync + 'static> RunState<T> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(report);
         self.done.cv.notify_all();
+        if let Some(t) = self
+            .done
+            .watcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            t.cancel();
+        }
     }
 }
 

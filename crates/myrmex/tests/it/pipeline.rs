@@ -261,3 +261,40 @@ fn a_scheduled_pipeline_can_be_depended_on() {
         .unwrap();
     assert!(pipeline_done < after_started);
 }
+
+/// The scheduled pipeline job's timeout bounds the whole run: it cancels the
+/// stage that is running.
+#[test]
+fn a_scheduled_pipelines_timeout_cancels_its_running_stage() {
+    let env = env(3);
+    let dag = Dag::attach(&env.scheduler);
+    let (inside_tx, inside_rx) = mpsc::channel::<()>();
+    let inside_tx = Mutex::new(inside_tx);
+    let p = Pipeline::<u32>::new("bounded")
+        .stage(Stage::new("hangs").job("wait", move |ctx| {
+            inside_tx.lock().unwrap().send(()).unwrap();
+            ctx.run().cancellation().wait();
+            Err("told to stop".into())
+        }))
+        .stage(Stage::new("after").job("never", |_| Ok(1)));
+    let job = dag
+        .schedule_pipeline(
+            myrmex::JobSpec::new(every(Duration::from_secs(60)))
+                .timeout(SignedDuration::from_secs(10)),
+            [],
+            p,
+        )
+        .unwrap();
+    env.clock.advance(Duration::from_secs(60));
+    inside_rx.recv().unwrap();
+    env.clock.advance(Duration::from_secs(10));
+    let seen =
+        crate::util::collect_until(&env.events, 1, |e| e.report().is_some_and(|r| r.job == job));
+    let ends: Vec<Outcome> = seen
+        .iter()
+        .filter_map(|e| e.report())
+        .map(|r| r.outcome)
+        .collect();
+    // The stage job ends cancelled before the pipeline job times out.
+    assert_eq!(ends, vec![Outcome::Cancelled, Outcome::TimedOut]);
+}
