@@ -306,3 +306,46 @@ fn explanations_cover_pause_overlap_and_next_fire() {
     wait_for(&env.events, "slow ended", ended(slow));
     env.scheduler.cancel(slow).unwrap();
 }
+
+/// a -> b -> c: a's failure blocks b (naming a) and leaves c waiting on b;
+/// a's recovery runs b and then c.
+#[test]
+fn a_failure_propagates_down_a_chain_and_recovery_flows_through() {
+    let env = env(2);
+    let dag = Dag::attach(&env.scheduler);
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let f = Arc::clone(&fail);
+    let a = dag
+        .schedule(TriggerSpec::Manual, [], move |_| {
+            if f.load(Ordering::SeqCst) {
+                Err("upstream down".into())
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap();
+    let b = dag.schedule(TriggerSpec::Manual, [a.into()], ok()).unwrap();
+    let c = dag.schedule(TriggerSpec::Manual, [b.into()], ok()).unwrap();
+
+    env.scheduler.release(a, t(T0)).unwrap();
+    wait_for(&env.events, "a failed", ended(a));
+    settle(&env);
+    assert_eq!(dag.readiness(b), Some(Readiness::Blocked));
+    assert_eq!(dag.readiness(c), Some(Readiness::Waiting));
+    assert_eq!(
+        dag.explain(b).unwrap().to_string(),
+        format!("{b} (Pending): blocked: dependency {a} ended Failed at 2026-01-01T00:00:00Z")
+    );
+    assert_eq!(
+        dag.explain(c).unwrap().to_string(),
+        format!("{c} (Pending): waiting on {b}")
+    );
+
+    fail.store(false, Ordering::SeqCst);
+    env.scheduler.release(a, env.scheduler.now()).unwrap();
+    let seen = collect_until(&env.events, 1, ended(c));
+    assert!(pos(&seen, ended(b)) < pos(&seen, started(c)));
+    for j in [b, c] {
+        assert_eq!(env.scheduler.get_job(j).unwrap().run_count, 1);
+    }
+}

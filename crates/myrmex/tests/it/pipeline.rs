@@ -298,3 +298,15 @@ fn a_scheduled_pipelines_timeout_cancels_its_running_stage() {
     // The stage job ends cancelled before the pipeline job times out.
     assert_eq!(ends, vec![Outcome::Cancelled, Outcome::TimedOut]);
 }
+
+#[test]
+fn an_empty_pipeline_succeeds_at_once() {
+    let env = env(1);
+    let dag = Dag::attach(&env.scheduler);
+    let handle = Pipeline::<u8>::new("nothing").submit(&dag).unwrap();
+    assert!(handle.is_finished());
+    let report = handle.wait();
+    assert_eq!(report.outcome, PipelineOutcome::Succeeded);
+    assert!(report.stages.is_empty());
+    assert_eq!(report.output(), None);
+}
