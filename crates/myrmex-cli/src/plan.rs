@@ -160,3 +160,118 @@ pub fn next_fires(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The first `n` fire times of the only job of `toml`, after `now`, in RFC 3339
+    /// with the job zone's offset.
+    fn fires(toml: &str, now: &str, n: usize) -> Vec<String> {
+        let config = Config::parse(Path::new("/tmp/myrmex.toml"), toml).unwrap();
+        let job = &config.jobs[0];
+        let zone = config.zone_of(job.zone.as_ref());
+        next_fires(job.schedule.as_ref(), zone, now.parse().unwrap(), n)
+            .into_iter()
+            .map(|t| t.to_zoned(zone.tz.clone()).strftime("%FT%T%:z").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn schedules_become_the_triggers_they_say() {
+        let job = |schedule: &str| {
+            format!(
+                "[scheduler]\nzone = \"America/New_York\"\n[[job]]\nname = \"j\"\ncommand = \"true\"\n{schedule}\n"
+            )
+        };
+        let now = "2026-03-07T12:00:00Z";
+        let table: &[(&str, &[&str])] = &[
+            // A daily wall time keeps its local time across the spring-forward night.
+            (
+                "at = \"09:30\"",
+                &["2026-03-07T09:30:00-05:00", "2026-03-08T09:30:00-04:00"],
+            ),
+            // 02:30 does not exist on 2026-03-08 in New York: the fixed-time cron job
+            // runs once at 03:00.
+            (
+                "cron = \"30 2 * * *\"",
+                &["2026-03-08T03:00:00-04:00", "2026-03-09T02:30:00-04:00"],
+            ),
+            // Intervals are absolute and start one period after now, on a whole second.
+            (
+                "every = \"90m\"",
+                &["2026-03-07T08:30:00-05:00", "2026-03-07T10:00:00-05:00"],
+            ),
+            // Several times of day are one union.
+            (
+                "recurrence = { every = \"1 day\", at = [\"08:00\", \"20:00\"], on = [\"mon\"] }",
+                &["2026-03-09T08:00:00-04:00", "2026-03-09T20:00:00-04:00"],
+            ),
+            (
+                "at = \"2026-03-10T07:00:00Z\"",
+                &["2026-03-10T03:00:00-04:00"],
+            ),
+            ("at = \"2026-01-01T00:00:00Z\"", &[]),
+        ];
+        for (schedule, want) in table {
+            assert_eq!(fires(&job(schedule), now, 2), *want, "{schedule}");
+        }
+    }
+
+    #[test]
+    fn policies_follow_the_config() {
+        let config = Config::parse(
+            Path::new("/tmp/myrmex.toml"),
+            r#"
+[scheduler]
+workers = 3
+
+[[job]]
+name = "a"
+command = "true"
+retries = 2
+retry_delay = "5s"
+retry_max_delay = "1m"
+overlap = "allow"
+misfire = "skip"
+misfire_grace = "10s"
+timeout = "30s"
+
+[[job]]
+name = "b"
+command = "true"
+retries = 1
+retry_backoff = "fixed"
+overlap = "queue"
+"#,
+        )
+        .unwrap();
+        let a = policies(&config, &config.jobs[0]);
+        assert_eq!(
+            a.retry,
+            RetryPolicy::Exponential {
+                max_attempts: 3,
+                initial: SignedDuration::from_secs(5),
+                max_delay: SignedDuration::from_mins(1),
+                jitter: SignedDuration::ZERO,
+            }
+        );
+        assert_eq!(a.overlap, OverlapPolicy::Allow(3));
+        assert_eq!(a.misfire, MisfirePolicy::Skip);
+        assert_eq!(a.misfire_grace, SignedDuration::from_secs(10));
+        assert_eq!(a.timeout, Some(SignedDuration::from_secs(30)));
+        let b = policies(&config, &config.jobs[1]);
+        assert_eq!(
+            b.retry,
+            RetryPolicy::Fixed {
+                max_attempts: 2,
+                delay: SignedDuration::from_secs(10),
+                jitter: SignedDuration::ZERO,
+            }
+        );
+        assert_eq!(b.overlap, OverlapPolicy::QueueOne);
+        assert_eq!(b.misfire, MisfirePolicy::RunOnce);
+    }
+}

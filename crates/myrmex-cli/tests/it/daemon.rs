@@ -395,6 +395,40 @@ stages = [["extract-a", "extract-b"], "load"]
     assert_eq!(runs[0]["state"], "succeeded", "{runs:#}");
     let out = d.run(&["status", "--json"]);
     let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let etl = jobs.as_array().unwrap().iter().find(|j| j["job"] == "etl").unwrap();
+    let etl = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == "etl")
+        .unwrap();
     assert_eq!(etl["state"], "scheduled", "{jobs:#}");
+}
+
+#[test]
+fn a_timeout_stops_the_command_and_is_recorded() {
+    let d = Dir::new();
+    d.write_config(
+        r#"
+[scheduler]
+kill_grace = "1s"
+
+[[job]]
+name = "stuck"
+command = "echo started; sleep 30"
+timeout = "1s"
+"#,
+    );
+    let mut daemon = d.start();
+    daemon.wait_for("start", |v| v["message"] == "daemon started");
+    let out = d.run(&["trigger", "stuck"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = daemon.wait_for("the timeout", |v| is_run_finished(v, "stuck"));
+    assert_eq!(v["outcome"], "timed out", "{}", daemon.log());
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+    let out = d.run(&["history", "stuck", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs[0]["state"], "failed", "{runs:#}");
+    assert_eq!(runs[0]["outcome"], "timed_out", "{runs:#}");
+    assert_eq!(runs[0]["result"]["stdout_tail"], "started\n", "{runs:#}");
 }
