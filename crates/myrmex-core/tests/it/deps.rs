@@ -277,3 +277,111 @@ proptest! {
         }
     }
 }
+
+/// The reference for one edge: the outcomes of the dependency's runs since
+/// the dependent last consumed.
+#[derive(Clone, Debug, Default)]
+struct RefEdge {
+    finished_only: bool,
+    from: usize,
+    since: Vec<Outcome>,
+}
+
+fn ref_readiness(edges: &[RefEdge]) -> Readiness {
+    let met = |e: &RefEdge| match e.since.last() {
+        None => false,
+        Some(o) => e.finished_only || *o == Outcome::Succeeded,
+    };
+    let failed =
+        |e: &RefEdge| !e.finished_only && e.since.last().is_some_and(|o| *o != Outcome::Succeeded);
+    if edges.iter().all(met) {
+        Readiness::Ready
+    } else if edges.iter().any(failed) {
+        Readiness::Blocked
+    } else {
+        Readiness::Waiting
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    Finish(usize, Outcome),
+    Consume(usize),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let outcome = prop_oneof![
+        Just(Outcome::Succeeded),
+        Just(Outcome::Failed),
+        Just(Outcome::TimedOut),
+        Just(Outcome::Cancelled)
+    ];
+    prop_oneof![
+        3 => (0usize..6, outcome).prop_map(|(j, o)| Step::Finish(j, o)),
+        1 => (0usize..6).prop_map(Step::Consume),
+    ]
+}
+
+proptest! {
+    /// Random edges (a DAG: jobs depend only on lower ids), random completions
+    /// and consumptions: readiness and the reported changes match a reference
+    /// that keeps every outcome since the last consumption.
+    #[test]
+    fn readiness_agrees_with_a_reference_history(
+        edges in proptest::collection::vec((1usize..6, 0usize..6, any::<bool>()), 0..12),
+        steps in proptest::collection::vec(step(), 0..60),
+    ) {
+        let mut g = DepGraph::new();
+        let mut reference: Vec<Vec<RefEdge>> = vec![Vec::new(); 6];
+        for (to, from, finished_only) in edges {
+            let from = from % to;
+            if reference[to].iter().any(|e| e.from == from) {
+                continue;
+            }
+            reference[to].push(RefEdge { finished_only, from, since: Vec::new() });
+        }
+        for (i, r) in reference.iter().enumerate() {
+            let deps: Vec<Dependency> = r
+                .iter()
+                .map(|e| if e.finished_only {
+                    Dependency::finished(j(e.from as u64))
+                } else {
+                    Dependency::succeeded(j(e.from as u64))
+                })
+                .collect();
+            g.add_dependent(j(i as u64), DependentKind::Downstream, &deps).unwrap();
+        }
+        for s in steps {
+            let before: Vec<Readiness> = reference.iter().map(|r| ref_readiness(r)).collect();
+            let mut changes = Vec::new();
+            match s {
+                Step::Finish(job, o) => {
+                    g.run_finished(j(job as u64), o, t(T0), &mut changes);
+                    for r in reference.iter_mut() {
+                        for e in r.iter_mut().filter(|e| e.from == job) {
+                            e.since.push(o);
+                        }
+                    }
+                }
+                Step::Consume(job) => {
+                    g.consume(j(job as u64));
+                    for e in reference[job].iter_mut() {
+                        e.since.clear();
+                    }
+                }
+            }
+            for (i, r) in reference.iter().enumerate() {
+                let want = if r.is_empty() { Readiness::Ready } else { ref_readiness(r) };
+                prop_assert_eq!(g.readiness(j(i as u64)), Some(want), "job {}", i);
+                if let Step::Finish(..) = s {
+                    let reported = changes.iter().find(|c| c.job == j(i as u64));
+                    if want != before[i] && !r.is_empty() {
+                        prop_assert_eq!(reported.map(|c| c.readiness), Some(want));
+                    } else {
+                        prop_assert!(reported.is_none());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -349,3 +349,22 @@ fn a_failure_propagates_down_a_chain_and_recovery_flows_through() {
         assert_eq!(env.scheduler.get_job(j).unwrap().run_count, 1);
     }
 }
+
+/// Architecture invariant: the dependency layer and pipelines never poll. They
+/// react to events and wait on channels or condition variables only.
+#[test]
+fn the_dependency_layer_never_sleeps_or_polls() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    for file in ["deps.rs", "pipeline.rs"] {
+        let text = std::fs::read_to_string(src.join(file)).unwrap();
+        for pat in [
+            "sleep(",
+            "recv_timeout",
+            "wait_timeout",
+            "park_timeout",
+            "try_recv",
+        ] {
+            assert!(!text.contains(pat), "{file} uses {pat}");
+        }
+    }
+}
