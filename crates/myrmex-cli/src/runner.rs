@@ -457,12 +457,33 @@ mod tests {
     }
 
     #[test]
-    fn cancel_interrupts() {
+    fn cancel_before_the_start_runs_nothing() {
         let cancel = Cancel::new();
-        let c2 = cancel.clone();
-        let r = req("echo started; exec sleep 30");
-        let h = std::thread::spawn(move || run(&r, &c2));
-        // Cancelling before or after the spawn both end in Interrupted.
+        cancel.cancel();
+        let out = run(&req("echo ran"), &cancel);
+        assert_eq!(out.outcome, Outcome::Interrupted);
+        assert_eq!(out.stdout_tail, "");
+    }
+
+    #[test]
+    fn cancel_stops_a_running_command() {
+        // The command opens a FIFO for writing, which blocks until this test opens
+        // it for reading: when the read returns, the command is running.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("ready");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let cancel = Cancel::new();
+        let mut r = req("echo ready > \"$READY\"; exec sleep 30");
+        r.env.insert("READY".into(), fifo.display().to_string());
+        let h = {
+            let cancel = cancel.clone();
+            std::thread::spawn(move || run(&r, &cancel))
+        };
+        assert_eq!(std::fs::read_to_string(&fifo).unwrap(), "ready\n");
         cancel.cancel();
         let out = h.join().unwrap();
         assert_eq!(out.outcome, Outcome::Interrupted);
