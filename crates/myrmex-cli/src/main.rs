@@ -1,5 +1,14 @@
 //! The `myrmex` binary: argv, config file, signals, exit codes. Glue over the
 //! libraries; no scheduling logic lives here.
+//!
+//! - [`config`] reads and validates the TOML file (every problem at once, located,
+//!   printed by [`diag`]); [`plan`] turns it into `myrmex` job specs.
+//! - [`daemon`] (`myrmex run`) owns a `myrmex::Scheduler` with a `myrmex::Dag`; each
+//!   job's handler runs its command through [`runner`]; [`state`] records everything
+//!   in the state store through the scheduler's journal hook and restores unchanged
+//!   jobs at start-up; [`control`] is the daemon's private Unix socket.
+//! - [`check`], [`status`] and [`client`] are the other commands; [`cron_cmd`] is
+//!   `myrmex cron`.
 
 mod check;
 mod client;
