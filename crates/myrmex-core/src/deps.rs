@@ -6,21 +6,6 @@
 //! starts ([`DepGraph::consume`]); the graph answers with the dependents whose
 //! [`Readiness`] changed. Nothing in it polls or reads a clock.
 //!
-//! # What "satisfied" means
-//!
-//! An edge `dependent -> dependency` is **satisfied** when the dependency has
-//! finished at least one run since the dependent last started a run (or, before
-//! its first run, since the edge was declared) and, for
-//! [`Requirement::Succeeded`] (the default), the dependency's **most recent**
-//! finished run succeeded. A later failure therefore takes a success back.
-//!
-//! A dependent is [`Readiness::Ready`] when every edge is satisfied,
-//! [`Readiness::Blocked`] when some required dependency's most recent run
-//! failed (timed out, was cancelled) or the dependency is gone for good, and
-//! [`Readiness::Waiting`] otherwise. Starting a run *consumes* the
-//! satisfaction: every edge goes back to waiting, so the next run needs fresh
-//! completions of all its dependencies.
-//!
 //! ```
 //! use jiff::Timestamp;
 //! use myrmex_core::{DepGraph, Dependency, DependentKind, JobId, Outcome, Readiness};
@@ -277,7 +262,22 @@ impl Node {
     }
 }
 
-/// The dependency graph (see the [module docs](self) for the rules).
+/// The dependency graph: declared edges and each dependent's readiness.
+///
+/// # What "satisfied" means
+///
+/// An edge `dependent -> dependency` is **satisfied** when the dependency has
+/// finished at least one run since the dependent last started a run (or, before
+/// its first run, since the edge was declared) and, for
+/// [`Requirement::Succeeded`] (the default), the dependency's **most recent**
+/// finished run succeeded. A later failure therefore takes a success back.
+///
+/// A dependent is [`Readiness::Ready`] when every edge is satisfied,
+/// [`Readiness::Blocked`] when some required dependency's most recent run
+/// failed (timed out, was cancelled) or the dependency is gone for good, and
+/// [`Readiness::Waiting`] otherwise. Starting a run *consumes* the
+/// satisfaction: every edge goes back to waiting, so the next run needs fresh
+/// completions of all its dependencies.
 #[derive(Clone, Debug, Default)]
 pub struct DepGraph {
     nodes: Vec<Node>,

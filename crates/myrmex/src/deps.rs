@@ -58,6 +58,23 @@ pub enum DagError {
 /// Dependencies and pipelines on top of a [`crate::Scheduler`]: the seed's
 /// `DependencyScheduler`. Cheap to clone (all clones share one graph).
 ///
+/// It listens to the scheduler's events on the scheduler thread (no thread of
+/// its own, no polling): every run that ends updates the graph, and every
+/// dependent whose readiness changes is acted on at once:
+///
+/// - a **downstream** job (trigger [`TriggerSpec::Manual`]) is released, one
+///   run per fresh satisfaction (its overlap policy and `max_runs` apply);
+/// - a **gated** job (its own trigger) is held ([`JobStatus::Blocked`]) while
+///   it is not ready and let go when it becomes ready. A fire that falls due
+///   while it is held waits; when the job is let go the fire is late, so its
+///   misfire policy decides (the default, [`crate::MisfirePolicy::RunOnce`],
+///   runs it once). Each run it starts uses up its dependencies' completions.
+///
+/// When an edge is satisfied is defined on [`myrmex_core::DepGraph`]: each
+/// dependency has finished a run since the dependent's last run started
+/// (successfully, unless the edge asks only for
+/// [`Requirement::Finished`](myrmex_core::Requirement::Finished)).
+///
 /// ```
 /// use myrmex::{Dag, Dependency, Event, ManualClock, Scheduler, TriggerSpec};
 ///
@@ -282,7 +299,7 @@ impl Dag {
     /// With [`TriggerSpec::Manual`] the job is **downstream**: it runs each
     /// time its dependencies are satisfied anew. With any other trigger it is
     /// **gated**: its fires run only while its dependencies are satisfied, and
-    /// wait otherwise (see the [module docs](self)).
+    /// wait otherwise (see [`Dag`]).
     ///
     /// Dependencies may name jobs added through this layer or any job the
     /// scheduler knows (they are tracked from then on).
