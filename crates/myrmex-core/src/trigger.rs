@@ -524,76 +524,100 @@ impl Trigger for TriggerSpec {
     }
 }
 
-/// The compact in-record form of a resolved trigger: intervals and one-shots
-/// inline as nanoseconds, everything else boxed.
+/// The compact in-record form of a resolved trigger (24 bytes): an unbounded
+/// interval grid, a one-shot or a manual trigger inline as nanoseconds;
+/// everything else (cron, recurrences, unions, bounded intervals, custom)
+/// boxed in `other`.
 #[derive(Clone, Debug)]
-pub(crate) enum Compiled {
-    Interval { start: i64, every: i64, end: i64 },
-    Once(i64),
-    Manual,
-    Other(Box<TriggerSpec>),
+pub(crate) struct Compiled {
+    /// The grid's first fire, or the one-shot's instant.
+    start: i64,
+    /// The grid's period (> 0); [`ONCE`]; or [`MANUAL`].
+    every: i64,
+    other: Option<Box<TriggerSpec>>,
 }
+
+const ONCE: i64 = 0;
+const MANUAL: i64 = -1;
 
 impl Compiled {
     pub(crate) fn new(spec: TriggerSpec) -> Compiled {
+        let inline = |start, every| Compiled {
+            start,
+            every,
+            other: None,
+        };
         match spec {
             TriggerSpec::Interval {
                 every,
                 start: Some(start),
-                end,
-            } => Compiled::Interval {
-                start: ns(start),
-                every: dur_ns(every),
-                end: end.map_or(NEVER, ns),
+                end: None,
+            } if dur_ns(every) > 0 => inline(ns(start), dur_ns(every)),
+            TriggerSpec::Once { at } => inline(ns(at), ONCE),
+            TriggerSpec::Manual => inline(NEVER, MANUAL),
+            other => Compiled {
+                start: NEVER,
+                every: MANUAL,
+                other: Some(Box::new(other)),
             },
-            TriggerSpec::Once { at } => Compiled::Once(ns(at)),
-            TriggerSpec::Manual => Compiled::Manual,
-            other => Compiled::Other(Box::new(other)),
         }
     }
 
     pub(crate) fn to_spec(&self) -> TriggerSpec {
-        match self {
-            Compiled::Interval { start, every, end } => TriggerSpec::Interval {
-                every: SignedDuration::from_nanos(*every),
-                start: Some(ts(*start)),
-                end: (*end != NEVER).then(|| ts(*end)),
-            },
-            Compiled::Once(at) => TriggerSpec::Once { at: ts(*at) },
-            Compiled::Manual => TriggerSpec::Manual,
-            Compiled::Other(s) => (**s).clone(),
+        if let Some(s) = &self.other {
+            return (**s).clone();
         }
+        match self.every {
+            ONCE => TriggerSpec::Once { at: ts(self.start) },
+            MANUAL => TriggerSpec::Manual,
+            every => TriggerSpec::Interval {
+                every: SignedDuration::from_nanos(every),
+                start: Some(ts(self.start)),
+                end: None,
+            },
+        }
+    }
+
+    /// The instant of a one-shot.
+    pub(crate) fn once_at(&self) -> Option<i64> {
+        (self.other.is_none() && self.every == ONCE).then_some(self.start)
+    }
+
+    /// Whether the trigger never fires by itself.
+    pub(crate) fn is_manual(&self) -> bool {
+        self.other.is_none() && self.every == MANUAL
     }
 
     /// The next fire strictly after `after` (nanoseconds), [`NEVER`] for none.
     pub(crate) fn next_after(&self, after: i64) -> i64 {
-        match self {
-            Compiled::Interval { start, every, end } => interval_next(*start, *every, *end, after),
-            Compiled::Once(at) => {
-                if *at > after {
-                    *at
+        if let Some(s) = &self.other {
+            return s.next_after(ts(after)).map_or(NEVER, ns);
+        }
+        match self.every {
+            ONCE => {
+                if self.start > after {
+                    self.start
                 } else {
                     NEVER
                 }
             }
-            Compiled::Manual => NEVER,
-            Compiled::Other(s) => s.next_after(ts(after)).map_or(NEVER, ns),
+            MANUAL => NEVER,
+            every => interval_next(self.start, every, NEVER, after),
         }
     }
 
     pub(crate) fn is_elapsed(&self) -> bool {
-        match self {
-            Compiled::Interval { .. } => true,
-            Compiled::Other(s) => s.is_elapsed(),
-            _ => false,
+        match &self.other {
+            Some(s) => s.is_elapsed(),
+            None => self.every > 0,
         }
     }
 
     pub(crate) fn shift_elapsed(&mut self, by: i64) {
-        match self {
-            Compiled::Interval { start, .. } => *start = start.saturating_add(by),
-            Compiled::Other(s) => s.shift_elapsed(SignedDuration::from_nanos(by)),
-            _ => {}
+        match &mut self.other {
+            Some(s) => s.shift_elapsed(SignedDuration::from_nanos(by)),
+            None if self.every > 0 => self.start = self.start.saturating_add(by),
+            None => {}
         }
     }
 }

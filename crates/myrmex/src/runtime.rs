@@ -36,7 +36,7 @@ pub(crate) enum Msg {
         id: JobId,
         job: PreparedJob,
         handler: Handler,
-        restored: Option<RestoredState>,
+        restored: Option<Box<RestoredState>>,
         at: Timestamp,
         reply: Reply<()>,
     },
@@ -319,7 +319,7 @@ impl Runtime {
                 let is_new = restored.is_none();
                 let res = self
                     .core
-                    .add_prepared(at, id, job, restored, handler)
+                    .add_prepared(at, id, job, restored.map(|r| *r), handler)
                     .map_err(SchedulerError::from);
                 if let Err(e) = &res {
                     tracing::error!(job = %id, error = %e, "job not added");

@@ -399,7 +399,7 @@ impl SchedulerHandle {
             id,
             job,
             handler,
-            restored: Some(state),
+            restored: Some(Box::new(state)),
             at,
             reply,
         })
