@@ -219,9 +219,19 @@ impl Daemon {
         };
         let store = state::open(&config.scheduler.store).map_err(store_error)?;
         let now = jiff::Timestamp::now();
-        // Runs left running by a daemon that died are interrupted; they are run again
-        // below if their retry budget allows.
-        let interrupted = store.recover_interrupted(now).map_err(store_error)?;
+        // Runs left running by a daemon that died become interrupted (or dead when no
+        // attempt is left); interrupted runs, from then or from a shutdown that had
+        // to stop them, are run again below.
+        for r in store.recover_interrupted(now).map_err(store_error)? {
+            if !r.state.is_claimable() {
+                tracing::warn!(job = %r.key.job, scheduled_at = %r.key.scheduled_at, state = %r.state, "run interrupted by the previous daemon; no attempt left");
+            }
+        }
+        let interrupted = store
+            .list_runs(
+                &myrmex_store::RunFilter::all().in_states([myrmex_store::RunState::Interrupted]),
+            )
+            .map_err(store_error)?;
         let stored: BTreeMap<String, myrmex_store::JobRecord> = store
             .list_jobs()
             .map_err(store_error)?
@@ -326,10 +336,6 @@ impl Daemon {
             let Some(reg) = daemon.jobs.get(&run.key.job.0) else {
                 continue;
             };
-            if !run.state.is_claimable() {
-                tracing::warn!(job = %run.key.job, scheduled_at = %run.key.scheduled_at, state = %run.state, "run interrupted by the previous daemon; no attempt left");
-                continue;
-            }
             tracing::info!(job = %run.key.job, scheduled_at = %run.key.scheduled_at, "run interrupted by the previous daemon; running it again");
             if let Err(e) = daemon.scheduler.release(reg.id, run.key.scheduled_at) {
                 tracing::error!(job = %run.key.job, error = %e, "cannot run an interrupted run again");
@@ -502,9 +508,12 @@ impl Daemon {
         let shared = self.shared.clone();
         Arc::new(move |ctx: &RunContext| {
             let _running = active.enter();
+            let attempt = shared
+                .take_attempt(&base.job, ctx.scheduled_at())
+                .unwrap_or(ctx.attempt());
             let req = runner::RunRequest {
                 scheduled_at: ctx.scheduled_at(),
-                attempt: ctx.attempt(),
+                attempt,
                 ..base.clone()
             };
             let run_id = runner::run_id(&req.job, req.scheduled_at);
@@ -519,7 +528,6 @@ impl Daemon {
                 shared.put_output(
                     &req.job,
                     req.scheduled_at,
-                    req.attempt,
                     serde_json::json!({
                         "outcome": outcome.to_string(),
                         "duration_s": out.duration.as_secs_f64(),

@@ -64,7 +64,8 @@ pub struct Shared {
 struct SharedInner {
     names: BTreeMap<JobId, String>,
     fingerprints: HashMap<String, String>,
-    outputs: HashMap<(String, Timestamp, u32), serde_json::Value>,
+    outputs: HashMap<(String, Timestamp), serde_json::Value>,
+    attempts: HashMap<(String, Timestamp), u32>,
 }
 
 impl Shared {
@@ -89,28 +90,24 @@ impl Shared {
         self.lock().names.get(&id).cloned()
     }
 
-    /// Keeps what an attempt produced until the journal records its end.
-    pub fn put_output(
-        &self,
-        job: &str,
-        scheduled_at: Timestamp,
-        attempt: u32,
-        v: serde_json::Value,
-    ) {
+    /// Keeps what an attempt produced until the journal records its end (attempts
+    /// of one occurrence never overlap).
+    pub fn put_output(&self, job: &str, scheduled_at: Timestamp, v: serde_json::Value) {
         self.lock()
             .outputs
-            .insert((job.to_string(), scheduled_at, attempt), v);
+            .insert((job.to_string(), scheduled_at), v);
     }
 
-    fn take_output(
-        &self,
-        job: &str,
-        scheduled_at: Timestamp,
-        attempt: u32,
-    ) -> Option<serde_json::Value> {
+    fn take_output(&self, job: &str, scheduled_at: Timestamp) -> Option<serde_json::Value> {
+        self.lock().outputs.remove(&(job.to_string(), scheduled_at))
+    }
+
+    /// The attempt number the store gave the attempt of `job` at `scheduled_at` that
+    /// is starting (it counts the attempts of earlier daemons too).
+    pub fn take_attempt(&self, job: &str, scheduled_at: Timestamp) -> Option<u32> {
         self.lock()
-            .outputs
-            .remove(&(job.to_string(), scheduled_at, attempt))
+            .attempts
+            .remove(&(job.to_string(), scheduled_at))
     }
 
     fn fingerprint(&self, name: &str) -> Option<String> {
@@ -522,6 +519,12 @@ impl Journal for StoreJournal {
         {
             StartOutcome::Started(claim) => {
                 self.runs.insert((job, scheduled_at), (run, claim.attempt));
+                if let Some(name) = self.name(job) {
+                    self.shared
+                        .lock()
+                        .attempts
+                        .insert((name, scheduled_at), claim.attempt.0);
+                }
                 Ok(())
             }
             StartOutcome::NotClaimable { state, .. } => {
@@ -535,7 +538,7 @@ impl Journal for StoreJournal {
         &mut self,
         job: JobId,
         scheduled_at: Timestamp,
-        attempt: u32,
+        _attempt: u32,
         outcome: myrmex::Outcome,
         error: Option<&str>,
         retry_at: Timestamp,
@@ -548,7 +551,7 @@ impl Journal for StoreJournal {
             error.unwrap_or("failed"),
             Some(retry_at),
         );
-        if let Some(out) = self.shared.take_output(&name, scheduled_at, attempt) {
+        if let Some(out) = self.shared.take_output(&name, scheduled_at) {
             c = c.with_result(out);
         }
         self.complete(job, scheduled_at, c, false)
@@ -566,10 +569,7 @@ impl Journal for StoreJournal {
                 None,
             ),
         };
-        if let Some(out) = self
-            .shared
-            .take_output(&name, report.scheduled_at, report.attempts)
-        {
+        if let Some(out) = self.shared.take_output(&name, report.scheduled_at) {
             c = c.with_result(out);
         }
         self.complete(report.job, report.scheduled_at, c, true)

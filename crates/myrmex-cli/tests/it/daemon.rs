@@ -432,3 +432,48 @@ timeout = "1s"
     assert_eq!(runs[0]["outcome"], "timed_out", "{runs:#}");
     assert_eq!(runs[0]["result"]["stdout_tail"], "started\n", "{runs:#}");
 }
+
+#[test]
+fn an_interrupted_run_is_run_again_at_the_next_start() {
+    let d = Dir::new();
+    d.write_config(
+        r#"
+[scheduler]
+shutdown_grace = "0s"
+kill_grace = "2s"
+
+[[job]]
+name = "long"
+command = 'echo "$MYRMEX_ATTEMPT $MYRMEX_RUN_ID" >> long.txt; [ -e done ] || exec sleep 30'
+every = "1h"
+retries = 2
+"#,
+    );
+    let mut first = d.start();
+    first.wait_for("start", |v| v["message"] == "daemon started");
+    assert_eq!(d.run(&["trigger", "long"]).status.code(), Some(0));
+    first.wait_for("long started", |v| {
+        v["message"] == "run started" && v["job"] == "long"
+    });
+    first.signal("TERM");
+    assert_eq!(first.wait_exit(), 0, "{}", first.log());
+
+    std::fs::write(d.path().join("done"), "").unwrap();
+    let mut second = d.start();
+    let v = second.wait_for("the second attempt", |v| is_run_finished(v, "long"));
+    assert_eq!(v["outcome"], "exited with status 0", "{}", second.log());
+    second.signal("TERM");
+    assert_eq!(second.wait_exit(), 0, "{}", second.log());
+
+    // The same occurrence (same run id), its second attempt.
+    let lines = std::fs::read_to_string(d.path().join("long.txt")).unwrap();
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let id = lines[0].strip_prefix("1 ").unwrap();
+    assert_eq!(lines[1], format!("2 {id}"));
+    let out = d.run(&["history", "long", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs:#}");
+    assert_eq!(runs[0]["state"], "succeeded", "{runs:#}");
+    assert_eq!(runs[0]["attempt"], 2, "{runs:#}");
+}
