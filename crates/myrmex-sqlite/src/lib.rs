@@ -43,7 +43,7 @@ mod schema;
 mod tx;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Mutex, RwLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -145,7 +145,7 @@ struct Request {
 /// (drop never blocks).
 pub struct SqliteStore {
     path: PathBuf,
-    sender: Mutex<Option<mpsc::Sender<Request>>>,
+    sender: RwLock<Option<mpsc::Sender<Request>>>,
     writer: Mutex<Option<JoinHandle<StoreResult<()>>>>,
     reader: Mutex<Option<Connection>>,
 }
@@ -224,7 +224,7 @@ impl SqliteStore {
             })?;
         Ok(Self {
             path,
-            sender: Mutex::new(Some(sender)),
+            sender: RwLock::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
             reader: Mutex::new(Some(reader)),
         })
@@ -355,7 +355,7 @@ impl Store for SqliteStore {
     fn apply(&self, ops: Vec<WriteOp>) -> StoreResult<Vec<StoreResult<WriteOutput>>> {
         if ops.is_empty() {
             // Still refuse on a closed store.
-            let g = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+            let g = self.sender.read().unwrap_or_else(|p| p.into_inner());
             return if g.is_some() {
                 Ok(Vec::new())
             } else {
@@ -364,7 +364,7 @@ impl Store for SqliteStore {
         }
         let (reply, answer) = mpsc::sync_channel(1);
         {
-            let g = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+            let g = self.sender.read().unwrap_or_else(|p| p.into_inner());
             let sender = g.as_ref().ok_or(StoreError::Closed)?;
             sender
                 .send(Request { ops, reply })
@@ -402,7 +402,12 @@ impl Store for SqliteStore {
     }
 
     fn close(&self) -> StoreResult<()> {
-        drop(self.sender.lock().unwrap_or_else(|p| p.into_inner()).take());
+        drop(
+            self.sender
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         let reader = self.reader.lock().unwrap_or_else(|p| p.into_inner()).take();
         let mut result = Ok(());
@@ -430,7 +435,7 @@ impl Drop for SqliteStore {
     fn drop(&mut self) {
         // Dropping the sender lets the writer finish its queue and exit on its own; the
         // handle is detached so that drop never blocks. `close` is the joining path.
-        if let Ok(mut g) = self.sender.lock() {
+        if let Ok(mut g) = self.sender.write() {
             g.take();
         }
     }
