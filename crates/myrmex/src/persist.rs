@@ -442,6 +442,17 @@ impl PersistentScheduler {
         Ok(())
     }
 
+    /// Deletes finished runs beyond `retention` from the store (see
+    /// [`Store::prune`]; runs that have not ended are never pruned). Returns how many runs
+    /// were deleted. Call it periodically, e.g. from a scheduled job.
+    ///
+    /// # Errors
+    ///
+    /// [`PersistError::Store`].
+    pub fn prune(&self, retention: store::Retention) -> Result<usize, PersistError> {
+        Ok(self.store.prune(retention, self.scheduler.now())?)
+    }
+
     /// The scheduler (for events, snapshots, pause/resume, `run_now`).
     pub fn scheduler(&self) -> &Scheduler {
         &self.scheduler

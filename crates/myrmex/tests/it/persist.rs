@@ -125,6 +125,13 @@ fn jobs_resume_from_their_watermark_after_a_restart() {
         "each occurrence once, none repeated by the restart"
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // History retention through the store.
+    let keep_one = myrmex_store::Retention {
+        max_age: None,
+        max_per_job: Some(1),
+    };
+    assert_eq!(ps.prune(keep_one).unwrap(), 1);
+    assert_eq!(runs(&store, "tick"), [(20, RunState::Succeeded, 1)]);
     assert!(matches!(
         ps.schedule("tick", every_10s(), "count", serde_json::json!({ "n": 1 })),
         Err(PersistError::Scheduler(_) | PersistError::JobExists { .. })
