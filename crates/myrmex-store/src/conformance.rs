@@ -459,6 +459,19 @@ pub fn fencing<B: Backend>(b: &mut B) {
     .id;
     let a1 = start(&s, run, 0);
     assert_eq!(a1, Attempt(1));
+    // Starting by occurrence key is the same start, fenced the same way.
+    let by_key = OccurrenceKey::new("a", t(0));
+    assert!(matches!(
+        s.start_occurrence(&by_key, "w2", t(1), TTL).unwrap(),
+        StartOutcome::NotClaimable {
+            state: RunState::Running,
+            attempt: Attempt(1)
+        }
+    ));
+    assert!(matches!(
+        s.start_occurrence(&OccurrenceKey::new("a", t(5)), "w2", t(1), TTL),
+        Err(StoreError::OccurrenceNotFound { .. })
+    ));
     // A second starter loses.
     assert_eq!(
         s.start_attempt(run, "w2", t(1), TTL).unwrap(),
@@ -1100,6 +1113,30 @@ pub fn batch_atomicity<B: Backend>(b: &mut B) {
     assert!(job.state.paused);
     assert_eq!(s.list_runs(&RunFilter::all()).unwrap().len(), 1);
     assert!(s.apply(vec![]).unwrap().is_empty());
+    // Fire and start in one commit: the start sees the run the materialization inserted.
+    let key = OccurrenceKey::new("a", t(10));
+    let results = s
+        .apply(vec![
+            WriteOp::Materialize(Box::new(Materialization::tick(
+                "a",
+                Some(t(10)),
+                Some(t(20)),
+                vec![NewRun::pending(t(10))],
+                t(10),
+            ))),
+            WriteOp::StartOccurrence {
+                key: key.clone(),
+                owner: "w".into(),
+                now: t(10),
+                lease_ttl: TTL,
+            },
+        ])
+        .unwrap();
+    assert!(
+        matches!(&results[1], Ok(WriteOutput::Started(StartOutcome::Started(c))) if c.attempt == Attempt(1)),
+        "{results:?}"
+    );
+    assert_eq!(s.find_run(&key).unwrap().unwrap().state, RunState::Running);
 }
 
 /// A durable store gives back everything after reopening, and keeps numbering runs upward.

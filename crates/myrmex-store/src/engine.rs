@@ -112,6 +112,26 @@ pub fn execute<T: Tx + ?Sized>(tx: &mut T, op: WriteOp) -> StoreResult<WriteOutp
                 })
             }
         }
+        WriteOp::StartOccurrence {
+            key,
+            owner,
+            now,
+            lease_ttl,
+        } => {
+            let r = tx
+                .run_by_key(&key)?
+                .ok_or(StoreError::OccurrenceNotFound { key })?;
+            if r.state.is_claimable() {
+                WriteOutput::Started(StartOutcome::Started(Box::new(start(
+                    tx, r, &owner, now, lease_ttl,
+                )?)))
+            } else {
+                WriteOutput::Started(StartOutcome::NotClaimable {
+                    state: r.state,
+                    attempt: r.attempt,
+                })
+            }
+        }
         WriteOp::ClaimDue {
             owner,
             now,

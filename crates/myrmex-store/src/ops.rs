@@ -44,6 +44,17 @@ pub enum WriteOp {
         /// How long the lease holds without renewal.
         lease_ttl: SignedDuration,
     },
+    /// See [`Store::start_occurrence`](crate::Store::start_occurrence).
+    StartOccurrence {
+        /// The occurrence whose run starts.
+        key: OccurrenceKey,
+        /// The lease owner.
+        owner: String,
+        /// The time of the start.
+        now: Timestamp,
+        /// How long the lease holds without renewal.
+        lease_ttl: SignedDuration,
+    },
     /// See [`Store::claim_due`](crate::Store::claim_due).
     ClaimDue {
         /// The lease owner.
@@ -114,6 +125,7 @@ impl WriteOp {
             Self::UpdateJob { .. } => "update_job",
             Self::Materialize(_) => "materialize",
             Self::StartAttempt { .. } => "start_attempt",
+            Self::StartOccurrence { .. } => "start_occurrence",
             Self::ClaimDue { .. } => "claim_due",
             Self::RenewLeases { .. } => "renew_leases",
             Self::Complete { .. } => "complete",
@@ -137,7 +149,7 @@ pub enum WriteOutput {
     Updated,
     /// From [`WriteOp::Materialize`].
     Materialized(MaterializeOutcome),
-    /// From [`WriteOp::StartAttempt`].
+    /// From [`WriteOp::StartAttempt`] and [`WriteOp::StartOccurrence`].
     Started(StartOutcome),
     /// From [`WriteOp::ClaimDue`].
     Claimed(Vec<ClaimedRun>),

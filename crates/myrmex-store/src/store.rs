@@ -181,6 +181,34 @@ pub trait Store: Send + Sync {
         }
     }
 
+    /// [`Store::start_attempt`] for the run of an occurrence. Useful in the same
+    /// [`Store::apply`] batch as the [`Store::materialize`] that creates the run, so that
+    /// firing and starting cost one commit.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::OccurrenceNotFound`].
+    fn start_occurrence(
+        &self,
+        key: &OccurrenceKey,
+        owner: &str,
+        now: Timestamp,
+        lease_ttl: SignedDuration,
+    ) -> StoreResult<StartOutcome> {
+        match one(
+            self,
+            WriteOp::StartOccurrence {
+                key: key.clone(),
+                owner: owner.to_owned(),
+                now,
+                lease_ttl,
+            },
+        )? {
+            WriteOutput::Started(o) => Ok(o),
+            other => Err(mismatch("start_occurrence", &other)),
+        }
+    }
+
     /// Claims up to `limit` due runs for `owner`: first expires lapsed leases (as
     /// [`Store::expire_leases`]), then takes claimable runs with `available_at <= now`,
     /// oldest `available_at` first (interrupted runs included, so rescue is never starved).
