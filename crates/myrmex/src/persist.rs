@@ -22,7 +22,7 @@
 //! Job ids ([`JobId`]) are handed out afresh on each start; the stable identity of a
 //! persisted job is its **name**.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ use myrmex_store as store;
 use myrmex_store::{
     Attempt, AttemptOutcome, Completion, JobDefinition, JobRecord, Materialization,
     MaterializeOutcome, NewRun, OccurrenceKey, RunFilter, RunOrigin, RunState, StartOutcome, Store,
-    StoreError, WatermarkUpdate,
+    StoreError, WatermarkUpdate, WriteOp, WriteOutput,
 };
 use serde::{Deserialize, Serialize};
 
@@ -140,8 +140,16 @@ struct Shared {
     add_errors: HashMap<String, String>,
     /// The store run and current attempt of each active occurrence.
     runs: HashMap<(JobId, Timestamp), (store::RunId, Attempt)>,
+    /// Occurrences whose first attempt was started together with the fire.
+    prestarted: HashSet<(JobId, Timestamp)>,
     handle: Option<SchedulerHandle>,
     owner: String,
+}
+
+/// What [`StoreJournal::materialize`] wrote.
+struct Materialized {
+    out: MaterializeOutcome,
+    started: Option<StartOutcome>,
 }
 
 fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
@@ -505,14 +513,18 @@ fn jerr(msg: String) -> JournalError {
 
 impl StoreJournal {
     /// Inserts the given runs (and moves the watermark when `advance` says so).
+    /// Inserts the given runs (and moves the watermark when `advance` says so). With
+    /// `start`, the run of that occurrence is also started, in the same commit.
     fn materialize(
         &self,
         sh: &mut Shared,
         job: JobId,
         runs: Vec<NewRun>,
         advance: Option<Option<Timestamp>>,
-    ) -> Result<Option<(MaterializeOutcome, store::JobId)>, JournalError> {
+        start: Option<Timestamp>,
+    ) -> Result<Option<Materialized>, JournalError> {
         let now = now_of(sh);
+        let owner = sh.owner.clone();
         let Some(p) = sh.jobs.get_mut(&job) else {
             return Ok(None);
         };
@@ -523,13 +535,37 @@ impl StoreJournal {
             },
             _ => WatermarkUpdate::Keep,
         };
-        let out = self.store.materialize(Materialization {
+        let mut ops = vec![WriteOp::Materialize(Box::new(Materialization {
             job: p.key.clone(),
             watermark,
             runs,
             deps: Vec::new(),
             now,
-        })?;
+        }))];
+        if let Some(scheduled_at) = start {
+            ops.push(WriteOp::StartOccurrence {
+                key: OccurrenceKey {
+                    job: p.key.clone(),
+                    scheduled_at,
+                    stage: String::new(),
+                },
+                owner,
+                now,
+                lease_ttl: p.lease,
+            });
+        }
+        let mut results = self.store.apply(ops)?.into_iter();
+        let out = match results.next() {
+            Some(Ok(WriteOutput::Materialized(o))) => o,
+            Some(Err(e)) => return Err(e.into()),
+            other => return Err(jerr(format!("materialize answered {other:?}"))),
+        };
+        let started = match results.next() {
+            None => None,
+            Some(Ok(WriteOutput::Started(s))) => Some(s),
+            Some(Err(e)) => return Err(e.into()),
+            other => return Err(jerr(format!("start answered {other:?}"))),
+        };
         match (&out, watermark) {
             (MaterializeOutcome::Committed { .. }, WatermarkUpdate::Cas { new, .. }) => {
                 p.watermark = new;
@@ -544,7 +580,7 @@ impl StoreJournal {
             }
             _ => {}
         }
-        Ok(Some((out, p.key.clone())))
+        Ok(Some(Materialized { out, started }))
     }
 
     fn run_of(
@@ -710,28 +746,25 @@ impl Journal for StoreJournal {
                 RunOrigin::Manual
             });
         let advance = moves.then_some(watermark);
-        let Some((out, key)) = self.materialize(&mut sh, job, vec![run], advance)? else {
+        // The scheduler starts attempt 1 right after this call: the run is started in the
+        // same commit, and `attempt_started` then has nothing left to write.
+        let Some(m) = self.materialize(&mut sh, job, vec![run], advance, Some(scheduled_at))?
+        else {
             return Ok(());
         };
-        let MaterializeOutcome::Committed { inserted, .. } = out else {
-            return Ok(());
-        };
-        let (id, attempt) = match inserted.first() {
-            Some(r) => (r.id, r.attempt),
-            None => {
-                let r = self
-                    .store
-                    .find_run(&OccurrenceKey {
-                        job: key,
-                        scheduled_at,
-                        stage: String::new(),
-                    })?
-                    .ok_or_else(|| jerr(format!("run of {job} at {scheduled_at} vanished")))?;
-                (r.id, r.attempt)
+        match m.started {
+            Some(StartOutcome::Started(c)) => {
+                sh.runs.insert((job, scheduled_at), (c.run.id, c.attempt));
+                sh.prestarted.insert((job, scheduled_at));
+                Ok(())
             }
-        };
-        sh.runs.insert((job, scheduled_at), (id, attempt));
-        Ok(())
+            Some(StartOutcome::NotClaimable { state, attempt }) => Err(jerr(format!(
+                "occurrence {job} at {scheduled_at} already has a run that is {state} at {attempt}; not started again"
+            ))),
+            _ => Err(jerr(format!(
+                "occurrence {job} at {scheduled_at} was not started"
+            ))),
+        }
     }
 
     fn occurrences_missed(
@@ -765,7 +798,7 @@ impl Journal for StoreJournal {
             .into_iter()
             .map(|at| NewRun::skipped(at, note.clone()).with_origin(RunOrigin::Misfire))
             .collect();
-        self.materialize(&mut sh, job, runs, advance)?;
+        self.materialize(&mut sh, job, runs, advance, None)?;
         Ok(())
     }
 
@@ -792,9 +825,14 @@ impl Journal for StoreJournal {
             job,
             vec![NewRun::skipped(scheduled_at, why)],
             advance,
+            None,
         )?;
         // A resumed run that the overlap policy now refuses: record the decision on it.
-        if let Some((MaterializeOutcome::Committed { existing, .. }, _)) = out {
+        if let Some(Materialized {
+            out: MaterializeOutcome::Committed { existing, .. },
+            ..
+        }) = out
+        {
             for key in existing {
                 if let Some(r) = self.store.find_run(&key)?
                     && !r.state.is_terminal()
@@ -814,6 +852,9 @@ impl Journal for StoreJournal {
         attempt: u32,
     ) -> Result<(), JournalError> {
         let mut sh = lock(&self.shared);
+        if attempt == 1 && sh.prestarted.remove(&(job, scheduled_at)) {
+            return Ok(());
+        }
         let now = now_of(&sh);
         let Some(p) = sh.jobs.get(&job) else {
             return Ok(());
