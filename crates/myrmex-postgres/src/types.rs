@@ -565,3 +565,58 @@ pub struct NodeInfo {
     /// How many runs it holds leases on.
     pub running: i64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The brute-force reference: walk the grid from the anchor.
+    fn reference(anchor: i64, every: i64, t: i64) -> i64 {
+        let mut x = anchor;
+        while x < t {
+            x += every;
+        }
+        x
+    }
+
+    proptest! {
+        #[test]
+        fn interval_grid_matches_a_walk_from_the_anchor(
+            anchor in -10_000i64..10_000,
+            every in 1i64..500,
+            t in -20_000i64..20_000,
+        ) {
+            let s = Schedule::Interval {
+                every_ns: i128::from(every) * 1_000_000_000,
+                anchor: Timestamp::from_second(anchor).unwrap(),
+            };
+            let at = Timestamp::from_second(t).unwrap();
+            let want = reference(anchor, every, t);
+            prop_assert_eq!(s.first_at_or_after(at), Some(Timestamp::from_second(want).unwrap()));
+            let next = s.next_after(at).unwrap().as_second();
+            prop_assert_eq!(next, reference(anchor, every, t + 1));
+        }
+    }
+
+    #[test]
+    fn triggers_round_trip_through_their_stored_form() {
+        let cases = [
+            Trigger::Once {
+                at: Timestamp::from_second(60).unwrap(),
+            },
+            Trigger::every(SignedDuration::from_millis(1500)),
+            Trigger::Interval {
+                every: SignedDuration::from_nanos(1_500),
+                anchor: Timestamp::from_second(7).unwrap(),
+            },
+            Trigger::cron("0 */5 * * * *", "Europe/Berlin"),
+            Trigger::Manual,
+            Trigger::After { job: JobId(42) },
+        ];
+        for trigger in cases {
+            let back = Trigger::from_row(trigger.kind(), trigger.to_json()).unwrap();
+            assert_eq!(back, trigger);
+        }
+    }
+}

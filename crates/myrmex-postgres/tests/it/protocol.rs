@@ -286,3 +286,37 @@ fn a_schedule_edit_cancels_future_runs_of_the_old_version() {
         after.iter().map(|r| r.scheduled_at).collect();
     assert_eq!(keys.len(), after.len());
 }
+
+#[test]
+fn the_one_running_index_keeps_manual_runs_of_a_serial_job_apart() {
+    let Some(t) = db("one_running_backstop") else {
+        return;
+    };
+    let mut a = t.store("a");
+    let mut spec = JobSpec::new("ser", "noop", Trigger::Manual);
+    spec.overlap = OverlapPolicy::Serial;
+    let job = a.create_job(&spec).unwrap();
+    // Manual triggers carry no overlap edges: only the unique index stands between them.
+    let first = a.trigger_now(job, Some("one")).unwrap().unwrap();
+    a.client()
+        .execute(
+            "UPDATE sched_run SET scheduled_at = scheduled_at - interval '1 s', available_at = now() - interval '1 s'
+             WHERE id = $1",
+            &[&first.0],
+        )
+        .unwrap();
+    let second = a.trigger_now(job, Some("two")).unwrap().unwrap();
+    make_due(&mut a);
+    let claimed = a.claim(10).unwrap();
+    assert_eq!(
+        claimed.len(),
+        1,
+        "the second would violate sched_run_one_running"
+    );
+    assert_eq!(claimed[0].run, first);
+    assert_eq!(state(&mut a, second), "pending");
+    assert_eq!(complete(&mut a, &claimed[0]), Completion::Committed);
+    let next = a.claim(10).unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].run, second);
+}
