@@ -424,3 +424,216 @@ fn sqlite_store_survives_a_restart() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     store.close().unwrap();
 }
+
+/// The child process of [`scheduler_survives_sigkill`]: a no-op unless the test binary
+/// is re-executed with `MYRMEX_PERSIST_CRASH_DB` set. It runs three 20 ms interval jobs on
+/// the system clock through a SQLite store and prints, after the journal wrote them,
+/// `started <job> <ns>` and `done <job> <ns>`; it exits by itself after 20 s.
+#[test]
+fn crash_child_entry() {
+    let Ok(path) = std::env::var("MYRMEX_PERSIST_CRASH_DB") else {
+        return;
+    };
+    // Ends the line libtest started with the test's name.
+    println!();
+    let store: Arc<dyn Store> = Arc::new(myrmex_sqlite::SqliteStore::open(&path).unwrap());
+    let mut registry = Registry::new();
+    registry.register("work", |_ctx, _args| {
+        // Simulated work, so that kills land in the middle of runs.
+        std::thread::sleep(Duration::from_millis(3));
+        Ok(())
+    });
+    let builder = Scheduler::builder().workers(2).zone(TimeZone::UTC);
+    let (ps, report) = PersistentScheduler::open(builder, Arc::clone(&store), registry).unwrap();
+    ps.scheduler().on_event(|e| match e {
+        Event::RunStarted {
+            job, scheduled_at, ..
+        } => println!("started {} {}", job.0, scheduled_at.as_nanosecond()),
+        Event::RunSucceeded(r) => println!("done {} {}", r.job.0, r.scheduled_at.as_nanosecond()),
+        _ => {}
+    });
+    if report.restored.is_empty() {
+        // In the future, so that the anchor itself is the first fire.
+        let anchor = jiff::Timestamp::now() + SignedDuration::from_millis(100);
+        for name in ["a", "b", "c"] {
+            ps.schedule(
+                name,
+                JobSpec::new(myrmex::TriggerSpec::interval(
+                    SignedDuration::from_millis(20),
+                    anchor,
+                ))
+                .retry(RetryPolicy::Fixed {
+                    max_attempts: 5,
+                    delay: SignedDuration::from_millis(1),
+                    jitter: SignedDuration::ZERO,
+                }),
+                "work",
+                serde_json::Value::Null,
+            )
+            .unwrap();
+        }
+    }
+    let names: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|n| format!("job {n} {}", ps.job_id(n).unwrap().0))
+        .collect();
+    for n in names {
+        println!("{n}");
+    }
+    ps.start().unwrap();
+    println!("ready");
+    std::thread::sleep(Duration::from_secs(20));
+    std::process::exit(0);
+}
+
+/// Kills a scheduler running persisted jobs with SIGKILL at random moments, many times;
+/// after each kill the SQLite store opens, no occurrence has two runs, every fire the
+/// child reported is there (the fires of each job cover its grid up to its watermark,
+/// as runs or recorded skips), every run it saw finish is succeeded, and every run left
+/// running is marked interrupted by the next start.
+#[test]
+fn scheduler_survives_sigkill() {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    const ROUNDS: usize = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("myrmex.db");
+    let mut seed =
+        u64::from(std::process::id()) ^ (jiff::Timestamp::now().as_nanosecond() as u64) | 1;
+    eprintln!("persist crash test seed {seed}");
+    let mut rand = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut done: BTreeSet<(String, i128)> = BTreeSet::new();
+    let mut started: BTreeSet<(String, i128)> = BTreeSet::new();
+    let mut interrupted_total = 0;
+    for round in 0..ROUNDS {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "persist::crash_child_entry",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("MYRMEX_PERSIST_CRASH_DB", &path)
+            .stdout(Stdio::piped())
+            // A child that fails before it is ready shows why.
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            let mut r = std::io::BufReader::new(stdout);
+            loop {
+                let mut buf = Vec::new();
+                match r.read_until(b'\n', &mut buf) {
+                    Ok(n) if n > 0 && buf.ends_with(b"\n") => {
+                        let _ = tx.send(String::from_utf8_lossy(&buf).trim().to_owned());
+                    }
+                    _ => break,
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        loop {
+            let l = rx.recv().expect("child reached ready");
+            let ready = l == "ready";
+            lines.push(l);
+            if ready {
+                break;
+            }
+        }
+        // The delay is the chaos, not a synchronization.
+        std::thread::sleep(Duration::from_millis(20 + rand(200)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        reader.join().unwrap();
+        lines.extend(rx.try_iter());
+        let mut names: BTreeMap<u64, String> = BTreeMap::new();
+        for l in &lines {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                ["job", name, id] => {
+                    names.insert(id.parse().unwrap(), (*name).to_owned());
+                }
+                [kind @ ("started" | "done"), id, ns] => {
+                    let key = (names[&id.parse().unwrap()].clone(), ns.parse().unwrap());
+                    if *kind == "done" {
+                        done.insert(key);
+                    } else {
+                        started.insert(key);
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        let store = myrmex_sqlite::SqliteStore::open(&path).expect("store opens after a kill");
+        let all = store.list_runs(&RunFilter::all()).unwrap();
+        let keys: BTreeSet<(String, i128)> = all
+            .iter()
+            .map(|r| (r.key.job.0.clone(), r.key.scheduled_at.as_nanosecond()))
+            .collect();
+        assert_eq!(
+            keys.len(),
+            all.len(),
+            "round {round}: duplicated occurrence"
+        );
+        for k in started.iter().chain(&done) {
+            assert!(keys.contains(k), "round {round}: fire {k:?} lost");
+        }
+        for r in &all {
+            let k = (r.key.job.0.clone(), r.key.scheduled_at.as_nanosecond());
+            if done.contains(&k) {
+                assert_eq!(r.state, RunState::Succeeded, "round {round}: {k:?}");
+            }
+        }
+        for job in store.list_jobs().unwrap() {
+            let myrmex_store::TriggerSpec::Interval { every, anchor, .. } = job.definition.trigger
+            else {
+                panic!("interval job")
+            };
+            let w = job.state.watermark.unwrap();
+            let mut t = anchor;
+            while t < w {
+                assert!(
+                    keys.contains(&(job.id.0.clone(), t.as_nanosecond())),
+                    "round {round}: {} has no run or skip at {t} (watermark {w})",
+                    job.id
+                );
+                t = t.checked_add(every).unwrap();
+            }
+        }
+        let running: BTreeSet<_> = all
+            .iter()
+            .filter(|r| r.state == RunState::Running)
+            .map(|r| r.id)
+            .collect();
+        let recovered: BTreeSet<_> = store
+            .recover_interrupted(jiff::Timestamp::now())
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(recovered, running, "round {round}");
+        for id in &running {
+            let last = store.attempts(*id).unwrap().pop().unwrap();
+            assert_eq!(last.outcome, Some(AttemptOutcome::Interrupted));
+        }
+        interrupted_total += running.len();
+        store.close().unwrap();
+    }
+    eprintln!(
+        "persist crash test: {ROUNDS} kills, {} runs started, {} finished, {interrupted_total} interrupted",
+        started.len(),
+        done.len()
+    );
+    assert!(!done.is_empty(), "the child made progress");
+}
