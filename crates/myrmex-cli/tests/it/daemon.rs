@@ -73,11 +73,13 @@ retries = 1
     );
     // Within the grace period the short job finishes; the long one is stopped.
     let mut daemon = d.start();
-    daemon.wait_for("short started", |v| {
-        v["message"] == "run started" && v["job"] == "short"
-    });
-    daemon.wait_for("long started", |v| {
-        v["message"] == "run started" && v["job"] == "long"
+    // Both start at the same second, in either order.
+    let mut started = BTreeSet::new();
+    daemon.wait_for("both jobs started", |v| {
+        if v["message"] == "run started" {
+            started.insert(v["job"].as_str().unwrap_or_default().to_string());
+        }
+        started.contains("short") && started.contains("long")
     });
     daemon.signal("TERM");
     let v = daemon.wait_for("short finished", |v| is_run_finished(v, "short"));

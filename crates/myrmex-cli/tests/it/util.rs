@@ -95,7 +95,7 @@ impl Daemon {
     pub fn wait_for(
         &mut self,
         what: &str,
-        pred: impl Fn(&serde_json::Value) -> bool,
+        mut pred: impl FnMut(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
         let end = Instant::now() + DEADLINE;
         loop {
