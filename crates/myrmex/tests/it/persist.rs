@@ -637,3 +637,35 @@ fn scheduler_survives_sigkill() {
     );
     assert!(!done.is_empty(), "the child made progress");
 }
+
+#[test]
+fn finished_jobs_are_kept_and_not_rescheduled() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (registry, calls) = counting_registry();
+    let (ps, _, clock) = open(&store, &registry, "2026-01-01T00:00:00Z");
+    let events = ps.scheduler().subscribe();
+    ps.schedule(
+        "once",
+        JobSpec::new(myrmex::TriggerSpec::once(t("2026-01-01T00:00:05Z"))),
+        "count",
+        serde_json::json!({ "n": 1 }),
+    )
+    .unwrap();
+    ps.start().unwrap();
+    clock.advance(Duration::from_secs(5));
+    wait_for(&events, "job finished", |e| {
+        matches!(e, Event::JobFinished { .. })
+    });
+    ps.shutdown(GRACE).unwrap();
+    let job = store.get_job(&"once".into()).unwrap().unwrap();
+    assert_eq!(job.state.status, myrmex_store::JobStatus::Completed);
+
+    let (ps, report, clock) = open(&store, &registry, "2026-01-01T00:00:10Z");
+    assert_eq!(report.finished, ["once"]);
+    assert!(report.restored.is_empty());
+    ps.start().unwrap();
+    clock.advance(Duration::from_secs(60));
+    ps.shutdown(GRACE).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(runs(&store, "once"), [(5, RunState::Succeeded, 1)]);
+}
