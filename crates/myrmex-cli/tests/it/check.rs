@@ -27,6 +27,18 @@ every = "15m"
         text.contains("job tick\n  command: echo tick\n  schedule: every 15m"),
         "{text}"
     );
+    // Three next fire times by default, 15 minutes apart, with the zone's offset.
+    let next: Vec<jiff::Timestamp> = text
+        .lines()
+        .skip_while(|l| *l != "  next:")
+        .skip(1)
+        .map(|l| l.trim().split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(next.len(), 3, "{text}");
+    assert_eq!(
+        next[1].duration_since(next[0]),
+        jiff::SignedDuration::from_mins(15)
+    );
 }
 
 #[test]

@@ -479,3 +479,38 @@ retries = 2
     assert_eq!(runs[0]["state"], "succeeded", "{runs:#}");
     assert_eq!(runs[0]["attempt"], 2, "{runs:#}");
 }
+
+#[test]
+fn the_json_store_keeps_the_history_too() {
+    let d = Dir::new();
+    d.write_config(
+        r#"
+[scheduler]
+store = "json:state/myrmex.json"
+
+[[job]]
+name = "tick"
+command = "echo tick"
+every = "1s"
+"#,
+    );
+    std::fs::create_dir(d.path().join("state")).unwrap();
+    let mut daemon = d.start();
+    for _ in 0..2 {
+        daemon.wait_for("a tick", |v| is_run_finished(v, "tick"));
+    }
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+    let out = d.run(&["history", "tick", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ok = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["state"] == "succeeded" && r["result"]["stdout_tail"] == "tick\n")
+        .count();
+    assert!(ok >= 2, "{runs:#}");
+    // The control socket lived beside the store.
+    assert!(d.path().join("state/myrmex.json.control").is_dir());
+}
