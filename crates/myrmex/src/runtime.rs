@@ -24,6 +24,9 @@ use crate::token::CancellationToken;
 /// it counts as a jump.
 const JUMP_TOLERANCE: SignedDuration = SignedDuration::from_millis(100);
 
+/// How many attempts are handed to the pool at once during a burst.
+const DISPATCH_BATCH: usize = 16;
+
 /// A reply channel for a call that waits.
 pub(crate) type Reply<T> = Option<SyncSender<Result<T, SchedulerError>>>;
 
@@ -252,8 +255,26 @@ impl Runtime {
 
     /// Reads both clocks; tells the core when the wall clock jumped.
     fn observe_clock(&mut self) -> Timestamp {
-        let wall = self.clock.now();
-        let mono = self.clock.elapsed();
+        // Read elapsed time on both sides of the wall clock, so that being
+        // descheduled between the two reads is not mistaken for a clock jump.
+        let (wall, mono) = {
+            let mut best = None;
+            for _ in 0..4 {
+                let m1 = self.clock.elapsed();
+                let w = self.clock.now();
+                let m2 = self.clock.elapsed();
+                let spread = m2.saturating_sub(m1);
+                let mid = m1 + spread / 2;
+                if best.is_none_or(|(_, _, s)| spread < s) {
+                    best = Some((w, mid, spread));
+                }
+                if spread < Duration::from_millis(1) {
+                    break;
+                }
+            }
+            let (w, m, _) = best.expect("at least one read");
+            (w, m)
+        };
         let wall_d = wall.duration_since(self.last_wall);
         let mono_d = SignedDuration::try_from(mono.saturating_sub(self.last_mono))
             .unwrap_or(SignedDuration::MAX);
@@ -458,13 +479,7 @@ impl Runtime {
                 }
             }
         }
-        if let Err(rejected) = self.pool.push_all(&mut self.tasks) {
-            // The pool only closes after this thread stops; nothing to run them on.
-            tracing::error!(
-                count = rejected.len(),
-                "worker pool closed; attempts dropped"
-            );
-        }
+        self.flush_tasks();
     }
 
     fn start(&mut self, now: Timestamp, s: StartRun<Handler>) {
@@ -517,6 +532,21 @@ impl Runtime {
             handler: s.payload,
             ctx,
         });
+        // Hand work over in small batches so the first handlers of a burst start
+        // while the rest is still being dispatched.
+        if self.tasks.len() >= DISPATCH_BATCH {
+            self.flush_tasks();
+        }
+    }
+
+    fn flush_tasks(&mut self) {
+        if let Err(rejected) = self.pool.push_all(&mut self.tasks) {
+            // The pool only closes after this thread stops; nothing to run them on.
+            tracing::error!(
+                count = rejected.len(),
+                "worker pool closed; attempts dropped"
+            );
+        }
     }
 
     fn event(&mut self, e: Event) {
