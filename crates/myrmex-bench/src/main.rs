@@ -36,6 +36,8 @@ struct Args {
     b_jobs: usize,
     b_peer_jobs: usize,
     c_jobs: usize,
+    /// Set in a child process that measures one footprint run ("mine" or "peer").
+    b_child: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -48,6 +50,7 @@ fn parse_args() -> Args {
         b_jobs: 1_000_000,
         b_peer_jobs: 100_000,
         c_jobs: 100_000,
+        b_child: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -61,6 +64,7 @@ fn parse_args() -> Args {
             "--b-jobs" => a.b_jobs = val().parse().expect("--b-jobs N"),
             "--b-peer-jobs" => a.b_peer_jobs = val().parse().expect("--b-peer-jobs N"),
             "--c-jobs" => a.c_jobs = val().parse().expect("--c-jobs N"),
+            "--b-child" => a.b_child = Some(val()),
             "--bench" => {}
             other => panic!("unknown flag {other}"),
         }
@@ -447,8 +451,53 @@ fn lateness_line(name: &str, what: &str, mine: Lateness, peer: Option<Lateness>)
     println!("{line}");
 }
 
+/// Runs one footprint measurement in a fresh process, so that memory freed by
+/// earlier workloads (which the allocator keeps resident) does not hide the cost.
+fn footprint_in_child(args: &Args, which: &str) -> Footprint {
+    let exe = std::env::current_exe().expect("own path");
+    let out = std::process::Command::new(exe)
+        .args([
+            "--b-child",
+            which,
+            "--scale",
+            &args.scale.to_string(),
+            "--workers",
+            &args.workers.to_string(),
+            "--b-jobs",
+            &args.b_jobs.to_string(),
+            "--b-peer-jobs",
+            &args.b_peer_jobs.to_string(),
+        ])
+        .output()
+        .expect("child ran");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let nums: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(nums.len(), 3, "child output: {text}");
+    Footprint {
+        bytes_per_job: nums[0],
+        register_s: nums[1],
+        idle_cpu_ms_per_10s: nums[2],
+    }
+}
+
 fn main() {
     let args = parse_args();
+    if let Some(which) = &args.b_child {
+        let idle_secs = (10.0 * args.scale).max(2.0);
+        let f = if which == "peer" {
+            peer::footprint(&args, idle_secs)
+        } else {
+            myrmex_footprint(&args, idle_secs)
+        };
+        println!(
+            "{} {} {}",
+            f.bytes_per_job, f.register_s, f.idle_cpu_ms_per_10s
+        );
+        return;
+    }
     let runs = args.runs;
     let s = args.scale;
     let want = |c: char| args.only.contains(c);
@@ -481,9 +530,8 @@ fn main() {
         lateness_line(&name.to_string(), what, mine, peer);
     }
     if want('B') {
-        let idle_secs = (10.0 * s).max(2.0);
         let mine: Vec<Footprint> = (0..runs)
-            .map(|_| myrmex_footprint(&args, idle_secs))
+            .map(|_| footprint_in_child(&args, "mine"))
             .collect();
         let mut line = format!(
             "B {} idle interval jobs: myrmex {:.0} B/job, registered in {:.2} s, idle CPU {:.3} ms per 10 s",
@@ -494,7 +542,7 @@ fn main() {
         );
         if args.peer {
             let p: Vec<Footprint> = (0..runs)
-                .map(|_| peer::footprint(&args, idle_secs))
+                .map(|_| footprint_in_child(&args, "peer"))
                 .collect();
             line.push_str(&format!(
                 " | tokio-cron-scheduler ({} jobs) {:.0} B/job, registered in {:.2} s, idle CPU {:.3} ms per 10 s",
