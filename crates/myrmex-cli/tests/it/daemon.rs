@@ -65,7 +65,7 @@ every = "1s"
 [[job]]
 name = "long"
 # The background sleep is in the same process group: it must die too.
-command = "sleep 300 & echo $! > long.pid; wait"
+command = "sleep 300 & echo $! > long.pid; echo ready; wait"
 every = "1s"
 timeout = "1h"
 retries = 1
@@ -73,13 +73,17 @@ retries = 1
     );
     // Within the grace period the short job finishes; the long one is stopped.
     let mut daemon = d.start();
-    // Both start at the same second, in either order.
+    // Both start at the same second, in either order; the long one has written its
+    // pid file once it prints "ready".
     let mut started = BTreeSet::new();
     daemon.wait_for("both jobs started", |v| {
         if v["message"] == "run started" {
             started.insert(v["job"].as_str().unwrap_or_default().to_string());
         }
-        started.contains("short") && started.contains("long")
+        if v["message"] == "ready" && v["job"] == "long" {
+            started.insert("long ready".to_string());
+        }
+        started.contains("short") && started.contains("long ready")
     });
     daemon.signal("TERM");
     let v = daemon.wait_for("short finished", |v| is_run_finished(v, "short"));
@@ -446,7 +450,7 @@ kill_grace = "2s"
 
 [[job]]
 name = "long"
-command = 'echo "$MYRMEX_ATTEMPT $MYRMEX_RUN_ID" >> long.txt; [ -e done ] || exec sleep 30'
+command = 'echo "$MYRMEX_ATTEMPT $MYRMEX_RUN_ID" >> long.txt; echo ready; [ -e done ] || exec sleep 30'
 every = "1h"
 retries = 2
 "#,
@@ -454,9 +458,8 @@ retries = 2
     let mut first = d.start();
     first.wait_for("start", |v| v["message"] == "daemon started");
     assert_eq!(d.run(&["trigger", "long"]).status.code(), Some(0));
-    first.wait_for("long started", |v| {
-        v["message"] == "run started" && v["job"] == "long"
-    });
+    // "ready" is printed after the attempt has written its line.
+    first.wait_for("long started", |v| v["message"] == "ready" && v["job"] == "long");
     first.signal("TERM");
     assert_eq!(first.wait_exit(), 0, "{}", first.log());
 
