@@ -1213,8 +1213,17 @@ impl<P: Clone> Core<P> {
         {
             j.running = j.running.saturating_sub(1);
             j.last_outcome = Some(outcome);
+            // A job that is about to be dropped (its last run of an exhausted
+            // trigger) keeps no history: nobody can read it, and skipping it saves
+            // two allocations per one-shot.
+            let dropped_next = j.next == NEVER
+                && j.running == 0
+                && j.flags & F_QUEUED == 0
+                && j.terminal.is_none()
+                && !j.is_manual()
+                && j.policies().retention == RetentionPolicy::Remove;
             let keep = j.policies().history as usize;
-            if keep > 0 || report.error.is_some() || j.extra.is_some() {
+            if !dropped_next && (keep > 0 || report.error.is_some() || j.extra.is_some()) {
                 let x = j.extra();
                 x.last_error = report.error.clone();
                 if keep > 0 {
