@@ -18,8 +18,8 @@
 //! `--scale` multiplies the durations (0.25 for a quick look). With `--runs N`
 //! every number is the median of N runs.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
@@ -129,6 +129,37 @@ struct Lateness {
     expected: usize,
 }
 
+/// A lock-free, preallocated list of lateness samples, so that recording does
+/// not make the handlers contend on a lock (the same recorder for both peers).
+struct Recorder {
+    slots: Vec<AtomicI64>,
+    len: AtomicUsize,
+}
+
+impl Recorder {
+    fn new(capacity: usize) -> Arc<Recorder> {
+        Arc::new(Recorder {
+            slots: (0..capacity).map(|_| AtomicI64::new(0)).collect(),
+            len: AtomicUsize::new(0),
+        })
+    }
+
+    fn push(&self, v: i64) {
+        let i = self.len.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = self.slots.get(i) {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+
+    fn take(&self) -> Vec<i64> {
+        let n = self.len.load(Ordering::Acquire).min(self.slots.len());
+        self.slots[..n]
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect()
+    }
+}
+
 fn summarize(mut lat: Vec<i64>, expected: usize) -> Lateness {
     lat.sort_unstable();
     Lateness {
@@ -168,12 +199,12 @@ fn myrmex_lateness(args: &Args, jobs: usize, idle: usize, secs: f64) -> Lateness
         .zone(TimeZone::UTC)
         .build()
         .expect("scheduler");
-    let lat = Arc::new(Mutex::new(Vec::with_capacity(jobs * (secs as usize + 2))));
+    let lat = Recorder::new(jobs * (secs as usize + 4));
     let l = Arc::clone(&lat);
     let handler: Handler = Arc::new(move |ctx: &RunContext| {
         let now = Timestamp::now();
         let late = now.duration_since(ctx.scheduled_at()).as_nanos() as i64;
-        l.lock().expect("lock").push(late);
+        l.push(late);
         Ok(())
     });
     let idle_handler = noop_handler();
@@ -205,7 +236,7 @@ fn myrmex_lateness(args: &Args, jobs: usize, idle: usize, secs: f64) -> Lateness
     scheduler
         .shutdown(Duration::from_secs(5))
         .expect("shutdown");
-    let lat = std::mem::take(&mut *lat.lock().expect("lock"));
+    let lat = lat.take();
     let expected = jobs * (wait_until.duration_since(start).as_secs() as usize + 1);
     summarize(lat, expected)
 }
@@ -329,7 +360,7 @@ mod peer {
 
     /// Every-second cron jobs: a fire's nominal time is its whole second.
     pub(super) fn lateness(args: &Args, jobs: usize, idle: usize, secs: f64) -> Lateness {
-        let lat = Arc::new(Mutex::new(Vec::new()));
+        let lat = Recorder::new(jobs * (secs as usize + 4));
         let rt = runtime(args.workers);
         rt.block_on(async {
             let mut sched = JobScheduler::new().await.expect("peer scheduler");
@@ -344,7 +375,7 @@ mod peer {
                 let job = Job::new("* * * * * *", move |_, _| {
                     let now = Timestamp::now();
                     let late = i64::from(now.subsec_nanosecond());
-                    l.lock().expect("lock").push(late);
+                    l.push(late);
                 })
                 .expect("job");
                 sched.add(job).await.expect("add");
@@ -354,7 +385,7 @@ mod peer {
             tokio::time::sleep(Duration::from_secs_f64(secs)).await;
             let _ = sched.shutdown().await;
             let elapsed = Timestamp::now().duration_since(start).as_secs_f64();
-            let lat = std::mem::take(&mut *lat.lock().expect("lock"));
+            let lat = lat.take();
             summarize(lat, jobs * elapsed.floor() as usize)
         })
     }
