@@ -53,6 +53,12 @@ pub struct SchedulerConfig {
     pub history_retention: Option<SignedDuration>,
     /// How many bytes of the end of stdout and of stderr each run keeps.
     pub output_tail_bytes: usize,
+    /// PostgreSQL store only: how long a claimed run's lease lasts before another
+    /// node may take it over (`lease`, default 30 s).
+    pub lease: SignedDuration,
+    /// PostgreSQL store only: the schema holding the tables (`schema`, default
+    /// `myrmex`).
+    pub schema: String,
 }
 
 /// A named IANA time zone.
@@ -474,6 +480,8 @@ const SCHEDULER_KEYS: &[&str] = &[
     "kill_grace",
     "history_retention",
     "output_tail_bytes",
+    "lease",
+    "schema",
 ];
 const JOB_KEYS: &[&str] = &[
     "name",
@@ -645,6 +653,15 @@ impl<'s> Validator<'s> {
             }
         }
         self.cross_check(&items);
+        if matches!(
+            scheduler,
+            Some(SchedulerConfig {
+                store: StoreSpec::Postgres(_),
+                ..
+            })
+        ) {
+            self.cluster_check(&items);
+        }
         Some(Config {
             path: path.to_path_buf(),
             scheduler: scheduler?,
@@ -665,6 +682,8 @@ impl<'s> Validator<'s> {
         let mut kill_grace = SignedDuration::from_secs(10);
         let mut history_retention = Some(SignedDuration::from_hours(24 * 30));
         let mut output_tail_bytes = 16 * 1024;
+        let mut lease = SignedDuration::from_secs(30);
+        let mut schema = "myrmex".to_owned();
         for (key, sp, val) in entries(t) {
             match key {
                 "zone" => zone = self.zone(val, "`scheduler.zone`"),
@@ -673,6 +692,27 @@ impl<'s> Validator<'s> {
                     None => ok = false,
                 },
                 "store" => store = self.store(val),
+                "lease" => match self.duration(val, "`scheduler.lease`", false) {
+                    Some(d) => lease = d,
+                    None => ok = false,
+                },
+                "schema" => match self.string(val, "`scheduler.schema`") {
+                    Some(s)
+                        if !s.is_empty()
+                            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                            && !s.starts_with(|c: char| c.is_ascii_digit()) =>
+                    {
+                        schema = s;
+                    }
+                    Some(s) => {
+                        ok = false;
+                        self.error(
+                            Diagnostic::new(format!("invalid schema name `{s}`"), Some(val.span()))
+                                .help("use letters, digits and `_`, not starting with a digit"),
+                        );
+                    }
+                    None => ok = false,
+                },
                 "shutdown_grace" => match self.duration(val, "`scheduler.shutdown_grace`", true) {
                     Some(d) => shutdown_grace = d,
                     None => ok = false,
@@ -709,6 +749,8 @@ impl<'s> Validator<'s> {
             kill_grace,
             history_retention,
             output_tail_bytes,
+            lease,
+            schema,
         })
     }
 
@@ -1371,6 +1413,40 @@ impl<'s> Validator<'s> {
                     Diagnostic::new(format!("invalid {what}: `{s}`"), Some(v.span())).help(help),
                 );
                 None
+            }
+        }
+    }
+
+    /// What a PostgreSQL store (cluster mode) cannot run yet: `depends_on` and
+    /// pipelines, refused where they are written.
+    fn cluster_check(&mut self, items: &[Item]) {
+        let help = "cluster mode (a `postgres://` store) runs independent jobs only; \
+                    use an SQLite or JSON store for dependencies and pipelines";
+        for item in items {
+            if item.is_job {
+                if let Some((dep, sp)) = item.refs.first() {
+                    self.error(
+                        Diagnostic::new(
+                            format!(
+                                "job `{}` depends on `{dep}`: `depends_on` is not supported with a PostgreSQL store",
+                                item.name
+                            ),
+                            Some(sp.clone()),
+                        )
+                        .help(help),
+                    );
+                }
+            } else {
+                self.error(
+                    Diagnostic::new(
+                        format!(
+                            "pipeline `{}`: pipelines are not supported with a PostgreSQL store",
+                            item.name
+                        ),
+                        Some(item.name_span.clone()),
+                    )
+                    .help(help),
+                );
             }
         }
     }

@@ -40,6 +40,10 @@ pub fn run(path: &Path) -> u8 {
             return exit_codes::INVALID_INPUT;
         }
     };
+    if let crate::config::StoreSpec::Postgres(url) = &config.scheduler.store {
+        let url = url.clone();
+        return crate::cluster::run(config, &url);
+    }
     let (tx, rx) = mpsc::channel();
 
     // The control socket comes first: it refuses a second daemon on the same state
@@ -503,6 +507,7 @@ impl Daemon {
             timeout: None,
             kill_grace: self.config.scheduler.kill_grace.unsigned_abs(),
             tail_bytes: self.config.scheduler.output_tail_bytes,
+            run_id: None,
         };
         let active = Arc::clone(&self.active);
         let shared = self.shared.clone();

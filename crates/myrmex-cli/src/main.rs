@@ -7,11 +7,14 @@
 //!   job's handler runs its command through [`runner`]; [`state`] records everything
 //!   in the state store through the scheduler's journal hook and restores unchanged
 //!   jobs at start-up; [`control`] is the daemon's private Unix socket.
+//! - [`cluster`] is `myrmex run` on a `postgres://` store: the jobs are written to the
+//!   database and a `myrmex_postgres::Node` runs them with the other nodes.
 //! - [`check`], [`status`] and [`client`] are the other commands; [`cron_cmd`] is
 //!   `myrmex cron`.
 
 mod check;
 mod client;
+mod cluster;
 mod config;
 mod control;
 mod cron_cmd;

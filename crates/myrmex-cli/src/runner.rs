@@ -38,6 +38,9 @@ pub struct RunRequest {
     pub kill_grace: Duration,
     /// How many bytes of the end of each stream to keep.
     pub tail_bytes: usize,
+    /// `MYRMEX_RUN_ID` when it is not [`run_id`] of the job and fire time (in cluster
+    /// mode, the database's occurrence key).
+    pub run_id: Option<String>,
 }
 
 /// The id of an occurrence as handed to the command: the job's name and the nominal
@@ -192,7 +195,12 @@ pub fn run(req: &RunRequest, cancel: &Cancel) -> RunOutput {
     cmd.args(args)
         .envs(&req.env)
         .env("MYRMEX_JOB", &req.job)
-        .env("MYRMEX_RUN_ID", run_id(&req.job, req.scheduled_at))
+        .env(
+            "MYRMEX_RUN_ID",
+            req.run_id
+                .clone()
+                .unwrap_or_else(|| run_id(&req.job, req.scheduled_at)),
+        )
         .env(
             "MYRMEX_SCHEDULED_AT",
             req.scheduled_at
@@ -403,6 +411,7 @@ mod tests {
             timeout: None,
             kill_grace: Duration::from_secs(5),
             tail_bytes: 1024,
+            run_id: None,
         }
     }
 

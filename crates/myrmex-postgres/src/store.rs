@@ -500,6 +500,88 @@ impl PgStore {
         Ok(JobId(id))
     }
 
+    /// Creates the job, or brings an existing job of the same name in line with
+    /// `spec` (a config file applied at every start of every node): its policies,
+    /// handler, payload and paused flag are overwritten, and its trigger is replaced
+    /// through [`PgStore::edit_trigger`] only when it changed, so an unchanged
+    /// schedule keeps its watermark. Pipelines are not updated (create them once).
+    /// Returns the job's id and whether it was created.
+    ///
+    /// # Errors
+    /// As [`PgStore::create_job`] and [`PgStore::edit_trigger`].
+    pub fn upsert_job(&mut self, spec: &JobSpec) -> Result<(JobId, bool)> {
+        spec.trigger.compile(&spec.name)?;
+        for round in 0..2 {
+            let found = self
+                .client
+                .query_opt(
+                    "SELECT id, trigger_kind, trigger_spec FROM sched_job WHERE name = $1",
+                    &[&spec.name],
+                )
+                .map_err(db("look a job up"))?;
+            let Some(row) = found else {
+                match self.create_job(spec) {
+                    Ok(id) => return Ok((id, true)),
+                    // Another node created it at the same time: update that one.
+                    Err(Error::Db { source, .. })
+                        if round == 0
+                            && source.code()
+                                == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) =>
+                    {
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            let id = JobId(row.get(0));
+            let kind: String = row.get(1);
+            let trigger_spec: Value = row.get(2);
+            self.client
+                .execute(
+                    "UPDATE sched_job SET handler = $2, misfire_policy = $3, misfire_grace_ms = $4,
+                       max_catchup = $5, overlap_policy = $6, max_attempts = $7, retry_backoff_ms = $8,
+                       lease_ttl_ms = $9, timeout_ms = $10, payload = $11, paused = $12, updated_at = now()
+                     WHERE id = $1",
+                    &[
+                        &id.0,
+                        &spec.handler,
+                        &spec.misfire.as_str(),
+                        &(spec.misfire_grace.as_millis() as i64),
+                        &(spec.max_catchup as i32),
+                        &spec.overlap.as_str(),
+                        &(spec.max_attempts as i32),
+                        &(spec.retry_backoff.as_millis() as i64),
+                        &(spec.lease_ttl.as_millis() as i64),
+                        &spec.timeout.map(|t| t.as_millis() as i64),
+                        &spec.payload,
+                        &spec.paused,
+                    ],
+                )
+                .map_err(db("update a job"))?;
+            if kind != spec.trigger.kind() || trigger_spec != spec.trigger.to_json() {
+                self.edit_trigger(id, &spec.trigger)?;
+            }
+            return Ok((id, false));
+        }
+        Err(Error::JobNotFound {
+            job: spec.name.clone(),
+        })
+    }
+
+    /// Names of every job, with whether it is paused, by name.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn job_names(&mut self) -> Result<Vec<(String, bool)>> {
+        Ok(self
+            .client
+            .query("SELECT name, paused FROM sched_job ORDER BY name", &[])
+            .map_err(db("list jobs"))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
     /// Looks a job up by name.
     ///
     /// # Errors

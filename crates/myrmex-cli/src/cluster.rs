@@ -1,0 +1,267 @@
+//! `myrmex run` on a PostgreSQL store: this process becomes one node of a cluster.
+//!
+//! Glue only: the config's jobs are written to the database as job definitions
+//! ([`myrmex_postgres::PgStore::upsert_job`]), jobs no longer in the config are
+//! paused, and a [`myrmex_postgres::Node`] does everything else (materializing
+//! occurrences exactly once, claiming under a lease, retries, rescue of a dead
+//! node's runs). Its one handler runs the claimed job's command from this node's
+//! config through [`crate::runner`], with `MYRMEX_RUN_ID` set to the occurrence key.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use myrmex_postgres::{
+    ConnectOptions, Handler, JobSpec, MisfirePolicy, Node, NodeConfig, OverlapPolicy, PgStore,
+    RunContext, Trigger,
+};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use crate::config::{AtSpec, Config, JobConfig, MisfireKind, OverlapSpec, ScheduleSpec};
+use crate::exit_codes;
+use crate::runner::{self, Cancel};
+
+/// The handler name of every job the daemon writes.
+pub const HANDLER: &str = "myrmex-command";
+
+/// Connection options for the config's store.
+pub fn options(config: &Config, url: &str) -> ConnectOptions {
+    ConnectOptions::new(url).schema(&config.scheduler.schema)
+}
+
+/// Why a job of the config cannot be written as a cluster job definition.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The schedule has no equivalent among the database's triggers.
+    #[error("job `{job}`: {what} schedules are not supported with a PostgreSQL store")]
+    Unsupported {
+        /// The job's name.
+        job: String,
+        /// The kind of schedule.
+        what: &'static str,
+    },
+    /// A civil time that does not exist or is ambiguous in the zone.
+    #[error("job `{job}`: cannot place `at` in its zone")]
+    Civil {
+        /// The job's name.
+        job: String,
+        /// What jiff said.
+        #[source]
+        source: jiff::Error,
+    },
+}
+
+/// The database trigger of a job's schedule. Intervals are anchored at the Unix
+/// epoch, so every node and every restart computes the same grid.
+fn trigger(config: &Config, job: &JobConfig) -> Result<Trigger, ClusterError> {
+    let zone = config.zone_of(job.zone.as_ref());
+    Ok(match &job.schedule {
+        None => Trigger::Manual,
+        Some(ScheduleSpec::Cron { expr, .. }) => Trigger::cron(expr, &zone.name),
+        Some(ScheduleSpec::Every(every)) => Trigger::every(*every),
+        Some(ScheduleSpec::At(AtSpec::Instant(at))) => Trigger::Once { at: *at },
+        Some(ScheduleSpec::At(AtSpec::Civil(dt))) => Trigger::Once {
+            at: zone
+                .tz
+                .to_ambiguous_zoned(*dt)
+                .compatible()
+                .map_err(|source| ClusterError::Civil {
+                    job: job.name.clone(),
+                    source,
+                })?
+                .timestamp(),
+        },
+        Some(ScheduleSpec::At(AtSpec::Daily(t))) => Trigger::cron(
+            &format!("{} {} {} * * *", t.second(), t.minute(), t.hour()),
+            &zone.name,
+        ),
+        Some(ScheduleSpec::Recurrence(_)) => {
+            return Err(ClusterError::Unsupported {
+                job: job.name.clone(),
+                what: "`recurrence`",
+            });
+        }
+    })
+}
+
+/// The job definition written to the database for a job of the config.
+///
+/// # Errors
+/// A schedule the database cannot express.
+pub fn job_spec(config: &Config, job: &JobConfig) -> Result<JobSpec, ClusterError> {
+    let mut spec = JobSpec::new(&job.name, HANDLER, trigger(config, job)?);
+    if let Some(kind) = job.misfire.policy {
+        spec.misfire = match kind {
+            MisfireKind::RunOnce => MisfirePolicy::FireOnce,
+            MisfireKind::RunAll => MisfirePolicy::FireAll,
+            MisfireKind::Skip => MisfirePolicy::Skip,
+        };
+    }
+    if let Some(grace) = job.misfire.grace {
+        spec.misfire_grace = grace;
+    }
+    spec.overlap = match job.overlap {
+        OverlapSpec::Skip | OverlapSpec::Allow(1) => OverlapPolicy::Skip,
+        OverlapSpec::Queue => OverlapPolicy::BufferOne,
+        OverlapSpec::Allow(_) => OverlapPolicy::Allow,
+    };
+    spec.max_attempts = job.retry.retries.saturating_add(1);
+    spec.retry_backoff = job.retry.delay;
+    spec.lease_ttl = config.scheduler.lease;
+    spec.timeout = job.timeout;
+    spec.paused = job.paused;
+    Ok(spec)
+}
+
+/// The handler: runs the claimed job's command as this node's config describes it.
+fn handler(config: &Arc<Config>, cancel: &Cancel) -> Handler {
+    let (config, cancel) = (Arc::clone(config), cancel.clone());
+    Arc::new(move |ctx: &mut RunContext| {
+        let run = ctx.run();
+        let Some(job) = config.job(&run.job_name) else {
+            return Err(format!(
+                "job `{}` is not in this node's config ({})",
+                run.job_name,
+                config.path.display()
+            ));
+        };
+        let req = runner::RunRequest {
+            job: job.name.clone(),
+            argv: job.command.argv(),
+            working_dir: job.working_dir.clone(),
+            env: job.env.clone(),
+            scheduled_at: run.scheduled_at,
+            attempt: u32::try_from(run.attempt).unwrap_or(1),
+            timeout: run.timeout,
+            kill_grace: config.scheduler.kill_grace.unsigned_abs(),
+            tail_bytes: config.scheduler.output_tail_bytes,
+            run_id: Some(ctx.run_key()),
+        };
+        tracing::info!(job = %req.job, run_id = %ctx.run_key(), attempt = req.attempt, "run started");
+        let out = runner::run(&req, &cancel);
+        let secs = out.duration.as_secs_f64();
+        tracing::info!(job = %req.job, run_id = %ctx.run_key(), attempt = req.attempt, duration_s = secs, outcome = %out.outcome, "run finished");
+        if out.outcome.is_success() {
+            Ok(Some(serde_json::json!({
+                "outcome": out.outcome.to_string(),
+                "duration_s": secs,
+                "stdout_tail": out.stdout_tail,
+                "stderr_tail": out.stderr_tail,
+            })))
+        } else {
+            let mut msg = out.outcome.to_string();
+            let err = out.stderr_tail.trim_end();
+            if !err.is_empty() {
+                msg.push_str(": ");
+                msg.push_str(err);
+            }
+            Err(msg)
+        }
+    })
+}
+
+/// Writes the config's jobs to the database and pauses the jobs it no longer has.
+fn sync_jobs(store: &mut PgStore, config: &Config) -> Result<(), anyhow::Error> {
+    let mut specs = Vec::new();
+    for job in &config.jobs {
+        specs.push(job_spec(config, job)?);
+    }
+    for spec in &specs {
+        let (id, created) = store.upsert_job(spec)?;
+        tracing::info!(job = %spec.name, id = %id, created, "job definition written");
+    }
+    let names: BTreeSet<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+    for (name, paused) in store.job_names()? {
+        if !paused && !names.contains(name.as_str()) {
+            let id = store.job_id(&name)?;
+            store.set_paused(id, true)?;
+            tracing::info!(job = %name, "job no longer in the config: paused");
+        }
+    }
+    Ok(())
+}
+
+/// Runs this process as a cluster node until SIGTERM or SIGINT; returns the exit
+/// code.
+pub fn run(config: Config, url: &str) -> u8 {
+    let config = Arc::new(config);
+    let options = options(&config, url);
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return exit_codes::FAILURE;
+        }
+    };
+    let mut store = match PgStore::connect(&options) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %crate::error_chain(&e), "cannot open the PostgreSQL store");
+            return exit_codes::STORE;
+        }
+    };
+    if let Err(e) = sync_jobs(&mut store, &config) {
+        tracing::error!(error = %format!("{e:#}"), "cannot write the jobs to the PostgreSQL store");
+        return if e.is::<ClusterError>() {
+            exit_codes::INVALID_INPUT
+        } else {
+            exit_codes::STORE
+        };
+    }
+    drop(store);
+    let cancel = Cancel::new();
+    let mut node_config = NodeConfig::new(options);
+    node_config.workers = config.scheduler.workers;
+    let handlers = HashMap::from([(HANDLER.to_owned(), handler(&config, &cancel))]);
+    let node = match Node::start(node_config, handlers) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(error = %crate::error_chain(&e), "cannot start the cluster node");
+            return exit_codes::STORE;
+        }
+    };
+    tracing::info!(
+        config = %config.path.display(),
+        node = node.node_id(),
+        jobs = config.jobs.len(),
+        workers = config.scheduler.workers,
+        "daemon started"
+    );
+    for sig in signals.forever() {
+        if sig == SIGHUP {
+            tracing::warn!("SIGHUP: reloading is not supported in cluster mode; restart the node");
+            continue;
+        }
+        let name = if sig == SIGTERM { "SIGTERM" } else { "SIGINT" };
+        tracing::info!(signal = name, "shutting down");
+        break;
+    }
+    // Stop claiming and let running commands finish within the grace period; then
+    // stop their process groups (their runs fail and are retried per policy).
+    let (done_tx, done_rx) = mpsc::channel();
+    let stopper = std::thread::spawn(move || {
+        let r = node.shutdown();
+        let _ = done_tx.send(());
+        r
+    });
+    let grace = config.scheduler.shutdown_grace.unsigned_abs();
+    if done_rx
+        .recv_timeout(grace.max(Duration::from_millis(1)))
+        .is_err()
+    {
+        tracing::warn!("shutdown grace elapsed: stopping the running commands");
+        cancel.cancel();
+    }
+    match stopper.join() {
+        Ok(Ok(())) => {
+            tracing::info!("daemon stopped");
+            exit_codes::OK
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %crate::error_chain(&e), "node shutdown failed");
+            exit_codes::FAILURE
+        }
+        Err(_) => exit_codes::FAILURE,
+    }
+}
