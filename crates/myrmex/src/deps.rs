@@ -439,6 +439,22 @@ impl Dag {
         Ok(())
     }
 
+    /// Tracks `id`, a job the scheduler does not know (a persisted dependency that was
+    /// not restored), so that dependents can name it until [`Dag::mark_gone`].
+    pub(crate) fn track_absent(&self, id: JobId) {
+        let _ = self.shared.lock().graph.add_job(id);
+    }
+
+    /// Marks a job tracked by [`Dag::track_absent`] as gone for good: its
+    /// dependents' edges to it block.
+    pub(crate) fn mark_gone(&self, id: JobId) {
+        let now = self.shared.handle.now();
+        let mut st = self.shared.lock();
+        let st = &mut *st;
+        st.graph.remove(id, now, &mut st.changes);
+        self.shared.apply(st, now);
+    }
+
     /// A job's readiness (`None`: not tracked by this layer).
     pub fn readiness(&self, id: JobId) -> Option<Readiness> {
         self.shared.lock().graph.readiness(id)

@@ -80,7 +80,7 @@ pub use crate::context::{Handler, JobError, RunContext};
 pub use crate::deps::{Dag, DagError, Explanation, Reason};
 pub use crate::error::SchedulerError;
 pub use crate::journal::{Journal, JournalError, NoJournal};
-pub use crate::persist::{LoadReport, PersistError, PersistentScheduler};
+pub use crate::persist::{JobDependency, LoadReport, PersistError, PersistentScheduler};
 pub use crate::registry::{NamedHandler, Registry};
 pub use crate::pipeline::{
     Pipeline, PipelineHandle, PipelineJob, PipelineOutcome, PipelineReport, Stage, StageContext,

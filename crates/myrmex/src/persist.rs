@@ -21,6 +21,13 @@
 //!
 //! Job ids ([`JobId`]) are handed out afresh on each start; the stable identity of a
 //! persisted job is its **name**.
+//!
+//! Dependencies between persisted jobs are declared by name
+//! ([`PersistentScheduler::schedule_with_deps`], [`JobDependency`]), stored in the job's
+//! record (`depends_on`) and, on start, declared again through the scheduler's [`Dag`]
+//! once every job is restored. What each edge had seen before the restart (a dependency's
+//! completion not yet used by its dependent) is not stored: after a restart every edge
+//! waits for a fresh completion.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -30,18 +37,20 @@ use jiff::civil::{Date, DateTime, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use myrmex_core::{
-    CronDstPolicy, DisambiguationPolicy, JobPolicies, JobSnapshot, JobSpec, JobStatus,
-    MisfirePolicy, Outcome, OverlapPolicy, Recurrence, RecurrenceUnit, RestoredState,
-    RetentionPolicy, RetryPolicy, RunReport, SkipReason, Trigger, TriggerSpec, Weekdays,
+    CronDstPolicy, DepError, Dependency, DisambiguationPolicy, JobPolicies, JobSnapshot, JobSpec,
+    JobStatus, MisfirePolicy, Outcome, OverlapPolicy, Recurrence, RecurrenceUnit, Requirement,
+    RestoredState, RetentionPolicy, RetryPolicy, RunReport, SkipReason, Trigger, TriggerSpec,
+    Weekdays,
 };
 use myrmex_store as store;
 use myrmex_store::{
-    Attempt, AttemptOutcome, Completion, JobDefinition, JobRecord, Materialization,
-    MaterializeOutcome, NewRun, OccurrenceKey, RunFilter, RunOrigin, RunState, StartOutcome, Store,
-    StoreError, WatermarkUpdate, WriteOp, WriteOutput,
+    Attempt, AttemptOutcome, Completion, DependencyRule, DependencySpec, JobDefinition, JobRecord,
+    Materialization, MaterializeOutcome, NewRun, OccurrenceKey, RunFilter, RunOrigin, RunState,
+    StartOutcome, Store, StoreError, WatermarkUpdate, WriteOp, WriteOutput,
 };
 use serde::{Deserialize, Serialize};
 
+use crate::deps::{Dag, DagError, Explanation};
 use crate::journal::{Journal, JournalError};
 use crate::registry::Registry;
 use crate::scheduler::{Scheduler, SchedulerBuilder, SchedulerHandle};
@@ -76,6 +85,24 @@ pub enum PersistError {
         /// The job name.
         name: String,
     },
+    /// A dependency names no live persisted job.
+    #[error("job `{job}` depends on unknown job `{dependency}`")]
+    UnknownDependency {
+        /// The dependent.
+        job: String,
+        /// The unknown dependency.
+        dependency: String,
+    },
+    /// The dependencies would close a cycle; `path` starts and ends with the same job and
+    /// reads "depends on" left to right.
+    #[error("dependency cycle: {}", .path.join(" -> "))]
+    DependencyCycle {
+        /// The cycle, by job name, first job repeated at the end.
+        path: Vec<String>,
+    },
+    /// The dependency layer refused the call.
+    #[error("dependency error")]
+    Dependency(#[from] DagError),
     /// The job cannot be stored (a custom trigger) or a stored job cannot be rebuilt.
     #[error("job `{name}` cannot be persisted: {reason}")]
     Unpersistable {
@@ -106,6 +133,78 @@ pub struct LoadReport {
     /// Runs fired but not finished (interrupted, waiting for a retry, or never started)
     /// of restored jobs: [`PersistentScheduler::start`] starts them again.
     pub resumed: Vec<OccurrenceKey>,
+    /// Restored jobs whose stored dependency is not in the store at all:
+    /// `(job, dependency)`. The job is kept and restored, but blocked on that edge (the
+    /// dependency counts as gone; [`PersistentScheduler::explain`] says so). A dependency
+    /// that is in the store but not restored (finished, unregistered, invalid) blocks its
+    /// dependents the same way, without an entry here.
+    pub missing_dependencies: Vec<(String, String)>,
+    /// Restored jobs whose stored dependencies were refused (a cycle in an edited store):
+    /// `(job, reason)`. The job is kept, restored, and blocked.
+    pub dependency_errors: Vec<(String, String)>,
+}
+
+/// A dependency of a persisted job on another, by name: the job must have succeeded
+/// (the default) or merely finished since the dependent last ran (see [`Dag`]).
+///
+/// ```
+/// use myrmex::{JobDependency, Requirement};
+///
+/// let d: JobDependency = "extract".into();
+/// assert_eq!(d.requirement, Requirement::Succeeded);
+/// assert_eq!(JobDependency::finished("audit").requirement, Requirement::Finished);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct JobDependency {
+    /// The name of the job depended on.
+    pub job: String,
+    /// What its run must have done.
+    pub requirement: Requirement,
+}
+
+impl JobDependency {
+    /// An edge that needs a success (the default).
+    pub fn succeeded(job: impl Into<String>) -> JobDependency {
+        JobDependency {
+            job: job.into(),
+            requirement: Requirement::Succeeded,
+        }
+    }
+
+    /// An edge that needs any end of a run.
+    pub fn finished(job: impl Into<String>) -> JobDependency {
+        JobDependency {
+            job: job.into(),
+            requirement: Requirement::Finished,
+        }
+    }
+}
+
+impl From<&str> for JobDependency {
+    fn from(job: &str) -> JobDependency {
+        JobDependency::succeeded(job)
+    }
+}
+
+impl From<String> for JobDependency {
+    fn from(job: String) -> JobDependency {
+        JobDependency::succeeded(job)
+    }
+}
+
+fn to_rule(r: Requirement) -> DependencyRule {
+    match r {
+        Requirement::Finished => DependencyRule::AllDone,
+        _ => DependencyRule::AllSuccess,
+    }
+}
+
+fn to_requirement(r: DependencyRule) -> Requirement {
+    match r {
+        DependencyRule::AllDone => Requirement::Finished,
+        _ => Requirement::Succeeded,
+    }
 }
 
 /// How long a lease lasts: this layer serves single-process stores, where leases are not
@@ -128,14 +227,20 @@ struct Persisted {
     lease: SignedDuration,
     /// The watermark as last written to the store.
     watermark: Option<Timestamp>,
+    /// Its dependencies as stored (the journal keeps them when it rewrites the job).
+    depends_on: Vec<DependencySpec>,
 }
 
 #[derive(Default)]
 struct Shared {
     jobs: HashMap<JobId, Persisted>,
     by_name: HashMap<String, JobId>,
-    /// Jobs being added through [`PersistentScheduler::schedule`]: name → (handler, args).
-    pending: HashMap<String, (String, serde_json::Value)>,
+    /// Jobs being added through [`PersistentScheduler::schedule`]: name → (handler, args,
+    /// dependencies).
+    pending: HashMap<String, (String, serde_json::Value, Vec<DependencySpec>)>,
+    /// Names of the stored dependencies that were not restored, under the placeholder
+    /// ids the [`Dag`] knows them by.
+    absent: HashMap<JobId, String>,
     /// Errors from persisting jobs being added, by name.
     add_errors: HashMap<String, String>,
     /// The store run and current attempt of each active occurrence.
@@ -193,6 +298,7 @@ pub struct PersistentScheduler {
     registry: Registry,
     shared: Arc<Mutex<Shared>>,
     resume: Mutex<Vec<(JobId, Timestamp)>>,
+    dag: Dag,
 }
 
 impl std::fmt::Debug for PersistentScheduler {
@@ -229,6 +335,8 @@ impl PersistentScheduler {
         };
         let scheduler = builder.journal(journal).build()?;
         lock(&shared).handle = Some(scheduler.handle());
+        // Attached before any job is restored, so it sees every event of theirs.
+        let dag = Dag::attach(&scheduler);
         let now = scheduler.now();
         let zone = scheduler.zone().clone();
         let mut report = LoadReport::default();
@@ -243,8 +351,11 @@ impl PersistentScheduler {
         }
 
         let mut next_id = 1u64;
+        let mut stored_names = HashSet::new();
+        let mut with_deps = Vec::new();
         for rec in store.list_jobs()? {
             let name = rec.id.0.clone();
+            stored_names.insert(name.clone());
             let status = rec.state.status;
             if matches!(
                 status,
@@ -293,12 +404,18 @@ impl PersistentScheduler {
                         max_attempts: max_attempts(&spec.policies.retry),
                         lease: lease_for(&spec.policies),
                         watermark: rec.state.watermark,
+                        depends_on: rec.definition.depends_on.clone(),
                     },
                 );
                 sh.by_name.insert(name.clone(), id);
             }
             match scheduler.restore(id, spec, state, handler) {
-                Ok(()) => report.restored.push((name, id)),
+                Ok(()) => {
+                    if !rec.definition.depends_on.is_empty() {
+                        with_deps.push((name.clone(), id, rec.definition.depends_on.clone()));
+                    }
+                    report.restored.push((name, id));
+                }
                 Err(e) => {
                     let mut sh = lock(&shared);
                     sh.jobs.remove(&id);
@@ -308,6 +425,8 @@ impl PersistentScheduler {
                 }
             }
         }
+
+        restore_dependencies(&dag, &shared, &stored_names, with_deps, &mut report);
 
         let open_runs = store.list_runs(&RunFilter::all().in_states([
             RunState::Pending,
@@ -333,6 +452,7 @@ impl PersistentScheduler {
                 registry,
                 shared,
                 resume: Mutex::new(resume),
+                dag,
             },
             report,
         ))
@@ -370,6 +490,51 @@ impl PersistentScheduler {
         handler: &str,
         args: serde_json::Value,
     ) -> Result<JobId, PersistError> {
+        self.schedule_with_deps(name, spec, handler, args, [])
+    }
+
+    /// [`PersistentScheduler::schedule`] for a job that waits on other live persisted jobs,
+    /// named in `deps` (see [`Dag`] for when an edge is satisfied). With
+    /// [`TriggerSpec::Manual`] the job is downstream: it runs each time its dependencies
+    /// are satisfied anew; with another trigger it is gated: its fires wait until they
+    /// are. The dependencies are stored with the job and declared again on every start.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use myrmex::{JobDependency, JobSpec, ManualClock, PersistentScheduler, Registry,
+    ///              Scheduler, TriggerSpec};
+    /// use myrmex_store::{MemoryStore, Store};
+    ///
+    /// let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    /// let mut registry = Registry::new();
+    /// registry.register("noop", |_ctx, _args| Ok(()));
+    /// let clock = ManualClock::new("2026-01-01T00:00:00Z".parse()?);
+    /// let builder = Scheduler::builder().clock(clock).zone(jiff::tz::TimeZone::UTC);
+    /// let (ps, _) = PersistentScheduler::open(builder, store.clone(), registry)?;
+    /// ps.schedule("extract", JobSpec::new(TriggerSpec::Manual), "noop", serde_json::Value::Null)?;
+    /// ps.schedule_with_deps("load", JobSpec::new(TriggerSpec::Manual), "noop",
+    ///                       serde_json::Value::Null, [JobDependency::succeeded("extract")])?;
+    /// let stored = store.get_job(&"load".into())?.unwrap();
+    /// assert_eq!(stored.definition.depends_on[0].job.0, "extract");
+    /// println!("{}", ps.explain("load")?); // waiting on extract
+    /// ps.shutdown(std::time::Duration::from_secs(5))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`PersistentScheduler::schedule`], and, before anything is written:
+    /// [`PersistError::UnknownDependency`] for a name that is no live persisted job,
+    /// [`PersistError::DependencyCycle`] for a job that depends on itself.
+    pub fn schedule_with_deps(
+        &self,
+        name: &str,
+        spec: JobSpec,
+        handler: &str,
+        args: serde_json::Value,
+        deps: impl IntoIterator<Item = JobDependency>,
+    ) -> Result<JobId, PersistError> {
+        let deps: Vec<JobDependency> = deps.into_iter().collect();
         let bound = self.registry.bind(handler, args.clone()).ok_or_else(|| {
             PersistError::UnknownHandler {
                 handler: handler.to_owned(),
@@ -381,16 +546,20 @@ impl PersistentScheduler {
                 reason: "a custom trigger cannot be stored".into(),
             });
         }
-        {
+        let core_deps = {
             let mut sh = lock(&self.shared);
             if sh.by_name.contains_key(name) || sh.pending.contains_key(name) {
                 return Err(PersistError::JobExists {
                     name: name.to_owned(),
                 });
             }
-            sh.pending
-                .insert(name.to_owned(), (handler.to_owned(), args));
-        }
+            let core_deps = resolve_deps(&sh, name, &deps)?;
+            sh.pending.insert(
+                name.to_owned(),
+                (handler.to_owned(), args, store_deps(&deps)),
+            );
+            core_deps
+        };
         let cleanup = || {
             lock(&self.shared).pending.remove(name);
         };
@@ -407,11 +576,20 @@ impl PersistentScheduler {
                 return Err(e.into());
             }
         }
-        let id = match self.scheduler.schedule_handler(spec.name(name), bound) {
+        let added = if core_deps.is_empty() {
+            self.scheduler
+                .schedule_handler(spec.name(name), bound)
+                .map_err(PersistError::from)
+        } else {
+            self.dag
+                .schedule_handler(spec.name(name), core_deps, bound)
+                .map_err(|e| dag_error(&self.shared, e))
+        };
+        let id = match added {
             Ok(id) => id,
             Err(e) => {
                 cleanup();
-                return Err(e.into());
+                return Err(e);
             }
         };
         // A round trip through the scheduler thread: the job has been added and the
@@ -430,6 +608,109 @@ impl PersistentScheduler {
             });
         }
         Ok(id)
+    }
+
+    /// Replaces the dependencies of the live persisted job `name` (an empty list frees
+    /// it), in the dependency graph and in the store. The new edges start waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`PersistError::UnknownJob`], [`PersistError::UnknownDependency`], or
+    /// [`PersistError::DependencyCycle`] naming the path the new edges would close;
+    /// nothing is changed or written then. [`PersistError::Store`] if the store write
+    /// fails (the previous dependencies are declared again).
+    pub fn set_dependencies(
+        &self,
+        name: &str,
+        deps: impl IntoIterator<Item = JobDependency>,
+    ) -> Result<(), PersistError> {
+        let deps: Vec<JobDependency> = deps.into_iter().collect();
+        let (id, core_deps, old) = {
+            let sh = lock(&self.shared);
+            let id = *sh
+                .by_name
+                .get(name)
+                .ok_or_else(|| PersistError::UnknownJob {
+                    name: name.to_owned(),
+                })?;
+            let old = sh
+                .jobs
+                .get(&id)
+                .map(|p| p.depends_on.clone())
+                .unwrap_or_default();
+            (id, resolve_deps(&sh, name, &deps)?, old)
+        };
+        self.dag
+            .set_dependencies(id, core_deps)
+            .map_err(|e| dag_error(&self.shared, e))?;
+        let specs = store_deps(&deps);
+        let written = {
+            let mut sh = lock(&self.shared);
+            let now = self.scheduler.now();
+            let key = store::JobId::new(name);
+            let result = self.store.get_job(&key).and_then(|rec| match rec {
+                Some(mut rec) => {
+                    rec.definition.depends_on.clone_from(&specs);
+                    rec.updated_at = now;
+                    self.store.upsert_job(rec).map(|_| ())
+                }
+                None => Ok(()),
+            });
+            if result.is_ok()
+                && let Some(p) = sh.jobs.get_mut(&id)
+            {
+                p.depends_on = specs;
+            }
+            result
+        };
+        if let Err(e) = written {
+            let back: Vec<Dependency> = {
+                let sh = lock(&self.shared);
+                old.iter()
+                    .filter_map(|d| {
+                        sh.by_name.get(&d.job.0).map(|&job| Dependency {
+                            job,
+                            requirement: to_requirement(d.rule),
+                        })
+                    })
+                    .collect()
+            };
+            if let Err(e) = self.dag.set_dependencies(id, back) {
+                tracing::error!(job = %name, error = %e, "previous dependencies could not be declared again");
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// The dependency layer: readiness and edges of persisted jobs, by [`JobId`].
+    pub fn dag(&self) -> &Dag {
+        &self.dag
+    }
+
+    /// Why the live persisted job `name` is not running now (its status, and where each
+    /// of its dependencies stands). Dependencies are shown by id: see
+    /// [`PersistentScheduler::job_name`].
+    ///
+    /// # Errors
+    ///
+    /// [`PersistError::UnknownJob`], or [`PersistError::Dependency`] when the scheduler
+    /// no longer knows the job.
+    pub fn explain(&self, name: &str) -> Result<Explanation, PersistError> {
+        let id = self.job_id(name).ok_or_else(|| PersistError::UnknownJob {
+            name: name.to_owned(),
+        })?;
+        Ok(self.dag.explain(id)?)
+    }
+
+    /// The name of a persisted job by id: a live job, or a stored dependency that was not
+    /// restored (its placeholder id in the [`Dag`]).
+    pub fn job_name(&self, id: JobId) -> Option<String> {
+        let sh = lock(&self.shared);
+        sh.jobs
+            .get(&id)
+            .map(|p| p.key.0.clone())
+            .or_else(|| sh.absent.get(&id).cloned())
     }
 
     /// The id a live persisted job runs under in this process.
@@ -492,6 +773,125 @@ impl PersistentScheduler {
 impl Drop for PersistentScheduler {
     fn drop(&mut self) {
         lock(&self.shared).handle = None;
+    }
+}
+
+/// The name of `id` for messages (its id when it has none).
+fn name_of(sh: &Shared, id: JobId) -> String {
+    sh.jobs
+        .get(&id)
+        .map(|p| p.key.0.clone())
+        .or_else(|| sh.absent.get(&id).cloned())
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// Dependency errors by name.
+fn dag_error(shared: &Mutex<Shared>, e: DagError) -> PersistError {
+    match e {
+        DagError::Dependency(DepError::Cycle { path, .. }) => {
+            let sh = lock(shared);
+            PersistError::DependencyCycle {
+                path: path.iter().map(|&id| name_of(&sh, id)).collect(),
+            }
+        }
+        other => PersistError::Dependency(other),
+    }
+}
+
+/// Checks dependencies by name against the live jobs: each must be live and not the job
+/// itself (a new job cannot otherwise close a cycle; [`Dag`] checks existing ones).
+fn resolve_deps(
+    sh: &Shared,
+    name: &str,
+    deps: &[JobDependency],
+) -> Result<Vec<Dependency>, PersistError> {
+    deps.iter()
+        .map(|d| {
+            if d.job == name {
+                return Err(PersistError::DependencyCycle {
+                    path: vec![name.to_owned(), name.to_owned()],
+                });
+            }
+            let job = *sh
+                .by_name
+                .get(&d.job)
+                .ok_or_else(|| PersistError::UnknownDependency {
+                    job: name.to_owned(),
+                    dependency: d.job.clone(),
+                })?;
+            Ok(Dependency {
+                job,
+                requirement: d.requirement,
+            })
+        })
+        .collect()
+}
+
+fn store_deps(deps: &[JobDependency]) -> Vec<DependencySpec> {
+    deps.iter()
+        .map(|d| DependencySpec {
+            job: store::JobId::new(d.job.clone()),
+            rule: to_rule(d.requirement),
+        })
+        .collect()
+}
+
+/// Declares the stored dependencies of restored jobs through `dag`, once every job is
+/// restored. A dependency that is not live (not in the store, finished, unregistered,
+/// invalid) is tracked under a placeholder id and then marked gone, so its dependents
+/// block on it, as they would have had it ended while they were running.
+fn restore_dependencies(
+    dag: &Dag,
+    shared: &Mutex<Shared>,
+    stored: &HashSet<String>,
+    jobs: Vec<(String, JobId, Vec<DependencySpec>)>,
+    report: &mut LoadReport,
+) {
+    let mut placeholders: HashMap<String, JobId> = HashMap::new();
+    let mut placeholder = |name: String| -> JobId {
+        let next = JobId(u64::MAX - placeholders.len() as u64);
+        *placeholders.entry(name).or_insert_with_key(|name| {
+            dag.track_absent(next);
+            lock(shared).absent.insert(next, name.clone());
+            next
+        })
+    };
+    for (name, id, specs) in jobs {
+        let mut deps = Vec::with_capacity(specs.len());
+        for d in &specs {
+            let live = lock(shared).by_name.get(&d.job.0).copied();
+            let job = match live {
+                Some(job) => job,
+                None => {
+                    if !stored.contains(&d.job.0) {
+                        tracing::warn!(job = %name, dependency = %d.job, "stored dependency is missing from the store; the job is blocked on it");
+                        report
+                            .missing_dependencies
+                            .push((name.clone(), d.job.0.clone()));
+                    }
+                    placeholder(d.job.0.clone())
+                }
+            };
+            deps.push(Dependency {
+                job,
+                requirement: to_requirement(d.rule),
+            });
+        }
+        if let Err(e) = dag.set_dependencies(id, deps) {
+            let reason = match dag_error(shared, e) {
+                PersistError::Dependency(e) => e.to_string(),
+                other => other.to_string(),
+            };
+            tracing::error!(job = %name, %reason, "stored dependencies refused; the job is blocked");
+            report.dependency_errors.push((name.clone(), reason));
+            let blocker = placeholder(format!("<refused dependencies of {name}>"));
+            if let Err(e) = dag.set_dependencies(id, [Dependency::succeeded(blocker)]) {
+                tracing::error!(job = %name, error = %e, "job could not be blocked");
+            }
+        }
+    }
+    for id in placeholders.into_values() {
+        dag.mark_gone(id);
     }
 }
 
@@ -635,7 +1035,7 @@ impl Journal for StoreJournal {
             return Ok(());
         };
         let mut sh = lock(&self.shared);
-        let Some((handler, args)) = sh.pending.get(&name).cloned() else {
+        let Some((handler, args, deps)) = sh.pending.get(&name).cloned() else {
             return Ok(());
         };
         let zone = sh
@@ -645,7 +1045,8 @@ impl Journal for StoreJournal {
         let spec = job.spec();
         let result = to_definition(&spec, &handler, args, &zone)
             .map_err(jerr)
-            .and_then(|def| {
+            .and_then(|mut def| {
+                def.depends_on.clone_from(&deps);
                 let mut rec = JobRecord::new(name.clone(), def, job.next_run_at, job.created_at);
                 rec.state.paused = job.status == JobStatus::Paused;
                 rec.state.status = store_status(job.status);
@@ -661,6 +1062,7 @@ impl Journal for StoreJournal {
                         max_attempts: max_attempts(&spec.policies.retry),
                         lease: lease_for(&spec.policies),
                         watermark: job.next_run_at,
+                        depends_on: deps,
                     },
                 );
                 sh.by_name.insert(name, job.id);
@@ -687,13 +1089,14 @@ impl Journal for StoreJournal {
             return Err(jerr(format!("job `{}` is missing from the store", p.key)));
         };
         let spec = job.spec();
-        let def = to_definition(
+        let mut def = to_definition(
             &spec,
             &rec.definition.handler,
             rec.definition.args.clone(),
             &zone,
         )
         .map_err(jerr)?;
+        def.depends_on.clone_from(&p.depends_on);
         rec.definition = def;
         rec.state.paused = job.status == JobStatus::Paused;
         rec.state.status = store_status(job.status);

@@ -10,15 +10,16 @@ use std::time::Duration;
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
 use myrmex::{
-    Event, JobSpec, ManualClock, MisfirePolicy, OverlapPolicy, PersistError, PersistentScheduler,
-    Registry, RetryPolicy, Scheduler,
+    EdgeState, Event, JobDependency, JobSpec, ManualClock, MisfirePolicy, OverlapPolicy,
+    PersistError, PersistentScheduler, Readiness, Registry, RetryPolicy, Scheduler,
 };
 use myrmex_store::{
-    AttemptOutcome, JobDefinition, JobRecord, Materialization, MaterializeOutcome, MemoryStore,
-    NewRun, OccurrenceKey, RunFilter, RunState, StartOutcome, Store, TriggerSpec,
+    AttemptOutcome, DependencyRule, DependencySpec, JobDefinition, JobRecord, Materialization,
+    MaterializeOutcome, MemoryStore, NewRun, OccurrenceKey, RunFilter, RunState, StartOutcome,
+    Store, TriggerSpec,
 };
 
-use crate::util::{t, wait_for};
+use crate::util::{T0, collect_until, t, wait_for};
 
 const GRACE: Duration = Duration::from_secs(10);
 
@@ -668,4 +669,263 @@ fn finished_jobs_are_kept_and_not_rescheduled() {
     ps.shutdown(GRACE).unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(runs(&store, "once"), [(5, RunState::Succeeded, 1)]);
+}
+
+// ---- Dependencies between persisted jobs. ----
+
+/// [`counting_registry`] plus `fail`, a handler that always fails.
+fn deps_registry() -> Registry {
+    let (mut r, _) = counting_registry();
+    r.register("fail", |_ctx, _args| Err("upstream failed".into()));
+    r
+}
+
+fn manual() -> JobSpec {
+    JobSpec::new(myrmex::TriggerSpec::Manual)
+}
+
+fn n1() -> serde_json::Value {
+    serde_json::json!({ "n": 1 })
+}
+
+fn stored_deps(store: &Arc<dyn Store>, job: &str) -> Vec<(String, DependencyRule)> {
+    store
+        .get_job(&job.into())
+        .unwrap()
+        .expect("stored")
+        .definition
+        .depends_on
+        .into_iter()
+        .map(|d| (d.job.0, d.rule))
+        .collect()
+}
+
+/// Where each dependency of `job` stands, by dependency name.
+fn edges(ps: &PersistentScheduler, job: &str) -> Vec<(String, EdgeState)> {
+    ps.explain(job)
+        .unwrap()
+        .dependencies
+        .into_iter()
+        .map(|e| (ps.job_name(e.dependency).expect("named"), e.state))
+        .collect()
+}
+
+/// Declares `load` (downstream) on `extract` (must succeed) and `audit` (must finish,
+/// and fails), restarts on the store `reopen` gives back, and runs the sources: `load`
+/// runs once, after both, in the new process.
+fn dependencies_survive_a_restart_on(
+    store: Arc<dyn Store>,
+    reopen: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
+) {
+    let registry = deps_registry();
+    let (ps, _, _) = open(&store, &registry, T0);
+    ps.schedule("extract", manual(), "count", n1()).unwrap();
+    ps.schedule("audit", manual(), "fail", serde_json::Value::Null)
+        .unwrap();
+    let load = ps
+        .schedule_with_deps(
+            "load",
+            manual(),
+            "count",
+            n1(),
+            ["extract".into(), JobDependency::finished("audit")],
+        )
+        .unwrap();
+    // A change journaled for the job keeps its dependencies in the store.
+    ps.scheduler().pause(load).unwrap();
+    ps.scheduler().resume(load).unwrap();
+    ps.shutdown(GRACE).unwrap();
+    let expected = [
+        ("extract".to_owned(), DependencyRule::AllSuccess),
+        ("audit".to_owned(), DependencyRule::AllDone),
+    ];
+    assert_eq!(stored_deps(&store, "load"), expected);
+
+    let store = reopen(store);
+    let (ps, report, _) = open(&store, &registry, T0);
+    assert_eq!(report.restored.len(), 3);
+    assert!(report.missing_dependencies.is_empty() && report.dependency_errors.is_empty());
+    assert_eq!(
+        edges(&ps, "load"),
+        [
+            ("extract".to_owned(), EdgeState::Waiting),
+            ("audit".to_owned(), EdgeState::Waiting)
+        ]
+    );
+    let (extract, audit, load) = (
+        ps.job_id("extract").unwrap(),
+        ps.job_id("audit").unwrap(),
+        ps.job_id("load").unwrap(),
+    );
+    let events = ps.scheduler().subscribe();
+    ps.start().unwrap();
+    let now = ps.scheduler().now();
+    ps.scheduler().release(extract, now).unwrap();
+    ps.scheduler().release(audit, now).unwrap();
+    let seen = collect_until(
+        &events,
+        1,
+        |e| matches!(e, Event::RunSucceeded(r) if r.job == load),
+    );
+    let position = |pred: &dyn Fn(&Event) -> bool| seen.iter().position(pred).expect("seen");
+    let load_started = position(&|e| matches!(e, Event::RunStarted { job, .. } if *job == load));
+    assert!(position(&|e| matches!(e, Event::RunSucceeded(r) if r.job == extract)) < load_started);
+    assert!(position(&|e| matches!(e, Event::RunFailed(r) if r.job == audit)) < load_started);
+    ps.shutdown(GRACE).unwrap();
+    assert_eq!(runs(&store, "load"), [(0, RunState::Succeeded, 1)]);
+    assert_eq!(stored_deps(&store, "load"), expected);
+    store.close().unwrap();
+}
+
+#[test]
+fn dependencies_survive_a_restart() {
+    dependencies_survive_a_restart_on(Arc::new(MemoryStore::new()), |s| s);
+}
+
+#[test]
+fn dependencies_survive_a_restart_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("myrmex.db");
+    let store: Arc<dyn Store> = Arc::new(myrmex_sqlite::SqliteStore::open(&path).unwrap());
+    dependencies_survive_a_restart_on(store, |s| {
+        s.close().unwrap();
+        Arc::new(myrmex_sqlite::SqliteStore::open(&path).unwrap())
+    });
+}
+
+#[test]
+fn dependency_cycles_and_unknown_dependencies_are_refused_before_any_write() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let registry = deps_registry();
+    let (ps, _, _) = open(&store, &registry, T0);
+    ps.schedule("a", manual(), "count", n1()).unwrap();
+    ps.schedule_with_deps("b", manual(), "count", n1(), ["a".into()])
+        .unwrap();
+    ps.schedule_with_deps("c", every_10s(), "count", n1(), ["b".into()])
+        .unwrap();
+
+    let err = ps.set_dependencies("a", ["c".into()]).unwrap_err();
+    assert!(
+        matches!(&err, PersistError::DependencyCycle { path } if path == &["a", "c", "b", "a"]),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "dependency cycle: a -> c -> b -> a");
+    assert!(stored_deps(&store, "a").is_empty());
+    assert!(ps.explain("a").unwrap().dependencies.is_empty());
+
+    let err = ps
+        .schedule_with_deps("d", manual(), "count", n1(), ["d".into()])
+        .unwrap_err();
+    assert!(matches!(&err, PersistError::DependencyCycle { path } if path == &["d", "d"]));
+    let err = ps
+        .schedule_with_deps("e", manual(), "count", n1(), ["a".into(), "nope".into()])
+        .unwrap_err();
+    assert!(matches!(
+        &err,
+        PersistError::UnknownDependency { job, dependency } if job == "e" && dependency == "nope"
+    ));
+    for name in ["d", "e"] {
+        assert_eq!(store.get_job(&name.into()).unwrap(), None, "{name}");
+        assert_eq!(ps.job_id(name), None);
+    }
+
+    // Accepted changes are written.
+    ps.set_dependencies("c", [JobDependency::finished("a")])
+        .unwrap();
+    assert_eq!(
+        stored_deps(&store, "c"),
+        [("a".to_owned(), DependencyRule::AllDone)]
+    );
+    ps.shutdown(GRACE).unwrap();
+}
+
+fn record(name: &str, trigger: TriggerSpec, deps: &[&str]) -> JobRecord {
+    let t0 = t(T0);
+    JobRecord::new(
+        name,
+        JobDefinition {
+            trigger,
+            handler: "count".into(),
+            args: n1(),
+            policies: Default::default(),
+            depends_on: deps
+                .iter()
+                .map(|d| DependencySpec {
+                    job: (*d).into(),
+                    rule: DependencyRule::AllSuccess,
+                })
+                .collect(),
+        },
+        None,
+        t0,
+    )
+}
+
+#[test]
+fn missing_dependencies_are_reported_on_load_and_block_their_jobs() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let every_10s = TriggerSpec::Interval {
+        every: SignedDuration::from_secs(10),
+        anchor: t("2026-01-01T00:00:10Z"),
+        start: None,
+        end: None,
+    };
+    let load = record("load", TriggerSpec::Manual, &["ghost", "extract"]);
+    let gated = record("gated", every_10s, &["ghost"]);
+    for rec in [
+        record("extract", TriggerSpec::Manual, &[]),
+        load.clone(),
+        gated.clone(),
+    ] {
+        store.upsert_job(rec).unwrap();
+    }
+    let registry = deps_registry();
+    let (ps, report, _) = open(&store, &registry, T0);
+    assert_eq!(report.restored.len(), 3);
+    let mut missing = report.missing_dependencies.clone();
+    missing.sort();
+    assert_eq!(
+        missing,
+        [
+            ("gated".to_owned(), "ghost".to_owned()),
+            ("load".to_owned(), "ghost".to_owned())
+        ]
+    );
+    let e = edges(&ps, "load");
+    assert_eq!(e[0].0, "ghost");
+    assert!(matches!(e[0].1, EdgeState::Gone { .. }), "{e:?}");
+    assert_eq!(e[1], ("extract".to_owned(), EdgeState::Waiting));
+    let (load_id, gated_id) = (ps.job_id("load").unwrap(), ps.job_id("gated").unwrap());
+    assert_eq!(ps.dag().readiness(load_id), Some(Readiness::Blocked));
+    assert_eq!(ps.dag().readiness(gated_id), Some(Readiness::Blocked));
+    assert_eq!(
+        ps.scheduler().get_job(gated_id).unwrap().status,
+        myrmex::JobStatus::Blocked
+    );
+    ps.shutdown(GRACE).unwrap();
+    // Kept as they were.
+    assert_eq!(store.get_job(&"load".into()).unwrap(), Some(load));
+    assert_eq!(
+        stored_deps(&store, "gated"),
+        [("ghost".to_owned(), DependencyRule::AllSuccess)]
+    );
+}
+
+#[test]
+fn a_stored_dependency_cycle_is_reported_and_blocks() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    for rec in [
+        record("x", TriggerSpec::Manual, &["y"]),
+        record("y", TriggerSpec::Manual, &["x"]),
+    ] {
+        store.upsert_job(rec).unwrap();
+    }
+    let (ps, report, _) = open(&store, &deps_registry(), T0);
+    assert_eq!(report.restored.len(), 2);
+    assert_eq!(report.dependency_errors.len(), 1, "{report:?}");
+    let (job, reason) = &report.dependency_errors[0];
+    assert!(reason.starts_with("dependency cycle: "), "{reason}");
+    let id = ps.job_id(job).unwrap();
+    assert_eq!(ps.dag().readiness(id), Some(Readiness::Blocked));
+    ps.shutdown(GRACE).unwrap();
 }
