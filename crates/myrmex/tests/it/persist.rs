@@ -711,8 +711,9 @@ fn edges(ps: &PersistentScheduler, job: &str) -> Vec<(String, EdgeState)> {
 }
 
 /// Declares `load` (downstream) on `extract` (must succeed) and `audit` (must finish,
-/// and fails), restarts on the store `reopen` gives back, and runs the sources: `load`
-/// runs once, after both, in the new process.
+/// and fails), runs `extract`, restarts a minute later on the store `reopen` gives back,
+/// and runs the sources: `load` runs once, after both, in the new process. What an edge
+/// had seen before the restart is not kept: `extract` has to run again.
 fn dependencies_survive_a_restart_on(
     store: Arc<dyn Store>,
     reopen: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>,
@@ -734,6 +735,15 @@ fn dependencies_survive_a_restart_on(
     // A change journaled for the job keeps its dependencies in the store.
     ps.scheduler().pause(load).unwrap();
     ps.scheduler().resume(load).unwrap();
+    let events = ps.scheduler().subscribe();
+    ps.start().unwrap();
+    let extract = ps.job_id("extract").unwrap();
+    ps.scheduler().release(extract, t(T0)).unwrap();
+    wait_for(
+        &events,
+        "extract",
+        |e| matches!(e, Event::RunSucceeded(r) if r.job == extract),
+    );
     ps.shutdown(GRACE).unwrap();
     let expected = [
         ("extract".to_owned(), DependencyRule::AllSuccess),
@@ -742,7 +752,7 @@ fn dependencies_survive_a_restart_on(
     assert_eq!(stored_deps(&store, "load"), expected);
 
     let store = reopen(store);
-    let (ps, report, _) = open(&store, &registry, T0);
+    let (ps, report, _) = open(&store, &registry, "2026-01-01T00:01:00Z");
     assert_eq!(report.restored.len(), 3);
     assert!(report.missing_dependencies.is_empty() && report.dependency_errors.is_empty());
     assert_eq!(
@@ -772,7 +782,11 @@ fn dependencies_survive_a_restart_on(
     assert!(position(&|e| matches!(e, Event::RunSucceeded(r) if r.job == extract)) < load_started);
     assert!(position(&|e| matches!(e, Event::RunFailed(r) if r.job == audit)) < load_started);
     ps.shutdown(GRACE).unwrap();
-    assert_eq!(runs(&store, "load"), [(0, RunState::Succeeded, 1)]);
+    assert_eq!(runs(&store, "load"), [(60, RunState::Succeeded, 1)]);
+    assert_eq!(
+        runs(&store, "extract"),
+        [(0, RunState::Succeeded, 1), (60, RunState::Succeeded, 1)]
+    );
     assert_eq!(stored_deps(&store, "load"), expected);
     store.close().unwrap();
 }
@@ -803,6 +817,13 @@ fn dependency_cycles_and_unknown_dependencies_are_refused_before_any_write() {
         .unwrap();
     ps.schedule_with_deps("c", every_10s(), "count", n1(), ["b".into()])
         .unwrap();
+    // A gated job is stored with its own trigger and first fire.
+    let c = store.get_job(&"c".into()).unwrap().unwrap();
+    assert!(
+        matches!(c.definition.trigger, TriggerSpec::Interval { .. }),
+        "{c:?}"
+    );
+    assert_eq!(c.state.watermark, Some(t("2026-01-01T00:00:10Z")));
 
     let err = ps.set_dependencies("a", ["c".into()]).unwrap_err();
     assert!(
