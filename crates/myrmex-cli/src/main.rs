@@ -8,13 +8,15 @@
 //!   in the state store through the scheduler's journal hook and restores unchanged
 //!   jobs at start-up; [`control`] is the daemon's private Unix socket.
 //! - [`cluster`] is `myrmex run` on a `postgres://` store: the jobs are written to the
-//!   database and a `myrmex_postgres::Node` runs them with the other nodes.
+//!   database and a `myrmex_postgres::Node` runs them with the other nodes;
+//!   [`cluster_status`] is `status` and `history` on such a store.
 //! - [`check`], [`status`] and [`client`] are the other commands; [`cron_cmd`] is
 //!   `myrmex cron`.
 
 mod check;
 mod client;
 mod cluster;
+mod cluster_status;
 mod config;
 mod control;
 mod cron_cmd;

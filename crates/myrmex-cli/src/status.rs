@@ -50,6 +50,11 @@ fn open(path: &Path) -> Result<(Config, crate::state::SharedStore), u8> {
 /// `myrmex status`: every job with its schedule, last run and outcome, next fire and
 /// state.
 pub fn status(path: &Path, format: Format) -> u8 {
+    if let Ok(c) = Config::load(path)
+        && let StoreSpec::Postgres(url) = &c.scheduler.store
+    {
+        return crate::cluster_status::status(&c, url, format);
+    }
     let (config, store) = match open(path) {
         Ok(x) => x,
         Err(code) => return code,
@@ -174,6 +179,11 @@ impl JobRow {
 
 /// `myrmex history [JOB]`: the last `limit` runs, oldest first.
 pub fn history(path: &Path, job: Option<&str>, limit: usize, format: Format) -> u8 {
+    if let Ok(c) = Config::load(path)
+        && let StoreSpec::Postgres(url) = &c.scheduler.store
+    {
+        return crate::cluster_status::history(&c, url, job, limit, format);
+    }
     let (_, store) = match open(path) {
         Ok(x) => x,
         Err(code) => return code,
