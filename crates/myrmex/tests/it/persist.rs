@@ -950,3 +950,31 @@ fn a_stored_dependency_cycle_is_reported_and_blocks() {
     assert_eq!(ps.dag().readiness(id), Some(Readiness::Blocked));
     ps.shutdown(GRACE).unwrap();
 }
+
+/// A dependency cancelled before the restart is in the store but not restored: its
+/// dependents block on it, as they did before the restart, without a missing entry.
+#[test]
+fn a_dependency_that_ended_before_the_restart_still_blocks() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let registry = deps_registry();
+    let (ps, _, _) = open(&store, &registry, T0);
+    ps.schedule("a", manual(), "count", n1()).unwrap();
+    let b = ps
+        .schedule_with_deps("b", manual(), "count", n1(), ["a".into()])
+        .unwrap();
+    ps.cancel("a").unwrap();
+    assert_eq!(ps.dag().readiness(b), Some(Readiness::Blocked));
+    ps.shutdown(GRACE).unwrap();
+
+    let (ps, report, _) = open(&store, &registry, T0);
+    assert_eq!(report.finished, ["a"]);
+    assert!(report.missing_dependencies.is_empty());
+    let b = ps.job_id("b").unwrap();
+    assert_eq!(ps.dag().readiness(b), Some(Readiness::Blocked));
+    let e = edges(&ps, "b");
+    assert!(
+        matches!(e.as_slice(), [(name, EdgeState::Gone { .. })] if name == "a"),
+        "{e:?}"
+    );
+    ps.shutdown(GRACE).unwrap();
+}
