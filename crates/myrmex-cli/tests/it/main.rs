@@ -1,6 +1,7 @@
 //! Integration tests that run the real `myrmex` binary.
 
 mod check;
+mod cluster;
 mod cron;
 mod daemon;
 mod util;
