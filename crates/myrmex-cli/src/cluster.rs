@@ -12,8 +12,8 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use myrmex_postgres::{
-    ConnectOptions, Handler, JobSpec, MisfirePolicy, Node, NodeConfig, OverlapPolicy, PgStore,
-    RunContext, Trigger,
+    ConnectOptions, Handler, JobId, JobSpec, MisfirePolicy, Node, NodeConfig, OverlapPolicy,
+    PgStore, RunContext, Trigger,
 };
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
@@ -53,11 +53,17 @@ pub enum ClusterError {
 }
 
 /// The database trigger of a job's schedule. Intervals are anchored at the Unix
-/// epoch, so every node and every restart computes the same grid.
-fn trigger(config: &Config, job: &JobConfig) -> Result<Trigger, ClusterError> {
+/// epoch, so every node and every restart computes the same grid. A job without a
+/// schedule that depends on one job (the only form the config check lets through)
+/// runs after each of its successes: `upstream` is that job's id.
+fn trigger(
+    config: &Config,
+    job: &JobConfig,
+    upstream: Option<JobId>,
+) -> Result<Trigger, ClusterError> {
     let zone = config.zone_of(job.zone.as_ref());
     Ok(match &job.schedule {
-        None => Trigger::Manual,
+        None => upstream.map_or(Trigger::Manual, |job| Trigger::After { job }),
         Some(ScheduleSpec::Cron { expr, .. }) => Trigger::cron(expr, &zone.name),
         Some(ScheduleSpec::Every(every)) => Trigger::every(*every),
         Some(ScheduleSpec::At(AtSpec::Instant(at))) => Trigger::Once { at: *at },
@@ -89,8 +95,12 @@ fn trigger(config: &Config, job: &JobConfig) -> Result<Trigger, ClusterError> {
 ///
 /// # Errors
 /// A schedule the database cannot express.
-pub fn job_spec(config: &Config, job: &JobConfig) -> Result<JobSpec, ClusterError> {
-    let mut spec = JobSpec::new(&job.name, HANDLER, trigger(config, job)?);
+pub fn job_spec(
+    config: &Config,
+    job: &JobConfig,
+    upstream: Option<JobId>,
+) -> Result<JobSpec, ClusterError> {
+    let mut spec = JobSpec::new(&job.name, HANDLER, trigger(config, job, upstream)?);
     if let Some(kind) = job.misfire.policy {
         spec.misfire = match kind {
             MisfireKind::RunOnce => MisfirePolicy::FireOnce,
@@ -163,13 +173,28 @@ fn handler(config: &Arc<Config>, cancel: &Cancel) -> Handler {
 
 /// Writes the config's jobs to the database and pauses the jobs it no longer has.
 fn sync_jobs(store: &mut PgStore, config: &Config) -> Result<(), anyhow::Error> {
-    let mut specs = Vec::new();
-    for job in &config.jobs {
-        specs.push(job_spec(config, job)?);
-    }
-    for spec in &specs {
-        let (id, created) = store.upsert_job(spec)?;
-        tracing::info!(job = %spec.name, id = %id, created, "job definition written");
+    // Upstream jobs first: an `after` trigger names its upstream's id. The config
+    // check refused cycles, so every round writes at least one job.
+    let mut ids: HashMap<&str, JobId> = HashMap::new();
+    while ids.len() < config.jobs.len() {
+        let before = ids.len();
+        for job in &config.jobs {
+            if ids.contains_key(job.name.as_str()) {
+                continue;
+            }
+            let upstream = match job.depends_on.first() {
+                None => None,
+                Some(d) => match ids.get(d.name.as_str()) {
+                    Some(id) => Some(*id),
+                    None => continue,
+                },
+            };
+            let spec = job_spec(config, job, upstream)?;
+            let (id, created) = store.upsert_job(&spec)?;
+            tracing::info!(job = %spec.name, id = %id, created, "job definition written");
+            ids.insert(&job.name, id);
+        }
+        anyhow::ensure!(ids.len() > before, "the jobs' dependencies form a cycle");
     }
     let names: BTreeSet<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
     for (name, paused) in store.job_names()? {

@@ -660,7 +660,7 @@ impl<'s> Validator<'s> {
                 ..
             })
         ) {
-            self.cluster_check(&items);
+            self.cluster_check(&items, &jobs);
         }
         Some(Config {
             path: path.to_path_buf(),
@@ -1417,18 +1417,31 @@ impl<'s> Validator<'s> {
         }
     }
 
-    /// What a PostgreSQL store (cluster mode) cannot run yet: `depends_on` and
-    /// pipelines, refused where they are written.
-    fn cluster_check(&mut self, items: &[Item]) {
-        let help = "cluster mode (a `postgres://` store) runs independent jobs only; \
-                    use an SQLite or JSON store for dependencies and pipelines";
+    /// What a PostgreSQL store (cluster mode) cannot run: `depends_on` other than
+    /// the one form the cluster's `after` trigger expresses (a job without a
+    /// schedule of its own, after each success of one other job), and pipelines;
+    /// refused where they are written.
+    fn cluster_check(&mut self, items: &[Item], jobs: &[JobConfig]) {
+        let help = "with a `postgres://` store a job may only depend on one other job, \
+                    without a schedule of its own and with the default `require = \"success\"` \
+                    (it then runs after each successful run of that job); \
+                    use an SQLite or JSON store for other dependencies and for pipelines";
         for item in items {
             if item.is_job {
-                if let Some((dep, sp)) = item.refs.first() {
+                let Some((dep, sp)) = item.refs.first() else {
+                    continue;
+                };
+                let dep_is_job = items.iter().any(|i| i.is_job && &i.name == dep);
+                let after = jobs.iter().find(|j| j.name == item.name).is_some_and(|j| {
+                    j.schedule.is_none()
+                        && j.depends_on.len() == 1
+                        && j.depends_on[0].require == Requirement::Success
+                });
+                if !(after && dep_is_job && item.refs.len() == 1) {
                     self.error(
                         Diagnostic::new(
                             format!(
-                                "job `{}` depends on `{dep}`: `depends_on` is not supported with a PostgreSQL store",
+                                "job `{}` depends on `{dep}`: this `depends_on` is not supported with a PostgreSQL store",
                                 item.name
                             ),
                             Some(sp.clone()),

@@ -300,6 +300,7 @@ command = "true"
 
 [[job]]
 name = "b"
+every = "1m"
 command = "true"
 depends_on = ["a"]
 
@@ -308,11 +309,11 @@ name = "p"
 stages = [["a"]]
 "#,
     );
-    let out = d.run(&["run", "myrmex.toml"]);
+    let out = d.run(&["check", "myrmex.toml"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("`depends_on` is not supported with a PostgreSQL store"),
+        err.contains("this `depends_on` is not supported with a PostgreSQL store"),
         "{err}"
     );
     assert!(
@@ -320,4 +321,57 @@ stages = [["a"]]
         "{err}"
     );
     assert!(err.contains("myrmex.toml:"), "located: {err}");
+}
+
+#[test]
+fn a_job_depending_on_one_job_runs_after_each_of_its_successes() {
+    let Some(url) = database_url("a_job_depending_on_one_job_runs_after_each_of_its_successes")
+    else {
+        return;
+    };
+    let schema = fresh_schema("clitest_after");
+    let d = Dir::new();
+    d.write_config(&format!(
+        r#"
+[scheduler]
+store = "{url}"
+schema = "{schema}"
+lease = "2s"
+
+[[job]]
+name = "up"
+every = "1s"
+command = "true"
+
+[[job]]
+name = "down"
+command = "true"
+depends_on = ["up"]
+"#
+    ));
+    let mut daemon = d.start();
+    daemon.wait_for("start", |v| v["message"] == "daemon started");
+    let mut db = sql(&url, &schema);
+    wait_until("two runs of `down`", || {
+        count(
+            &mut db,
+            "SELECT count(*) FROM sched_run r JOIN sched_job j ON j.id = r.job_id
+             WHERE j.name = 'down' AND r.state = 'succeeded'",
+            &[],
+        ) >= 2
+    });
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+    // Every run of `down` has the nominal time of a successful run of `up`.
+    let orphans = count(
+        &mut db,
+        "SELECT count(*) FROM sched_run r JOIN sched_job j ON j.id = r.job_id
+         WHERE j.name = 'down' AND (r.origin <> 'after' OR NOT EXISTS (
+           SELECT 1 FROM sched_run u JOIN sched_job uj ON uj.id = u.job_id
+           WHERE uj.name = 'up' AND u.state = 'succeeded' AND u.scheduled_at = r.scheduled_at))",
+        &[],
+    );
+    assert_eq!(orphans, 0, "runs of `down` not after a success of `up`");
+    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
 }
