@@ -74,16 +74,22 @@ retries = 1
     // Within the grace period the short job finishes; the long one is stopped.
     let mut daemon = d.start();
     // Both start at the same second, in either order; the long one has written its
-    // pid file once it prints "ready".
-    let mut started = BTreeSet::new();
+    // pid file once it prints "ready". The signal goes out while a run of `short` is
+    // running by the log (started and not finished): on a slow machine one run of
+    // `short` can end before `long` is ready, and the wait below must then see the
+    // next one end, not one already read.
+    let (mut short_running, mut long_ready) = (0i32, false);
     daemon.wait_for("both jobs started", |v| {
-        if v["message"] == "run started" {
-            started.insert(v["job"].as_str().unwrap_or_default().to_string());
+        if v["job"] == "short" && v["message"] == "run started" {
+            short_running += 1;
+        }
+        if is_run_finished(v, "short") {
+            short_running -= 1;
         }
         if v["message"] == "ready" && v["job"] == "long" {
-            started.insert("long ready".to_string());
+            long_ready = true;
         }
-        started.contains("short") && started.contains("long ready")
+        short_running > 0 && long_ready
     });
     daemon.signal("TERM");
     let v = daemon.wait_for("short finished", |v| is_run_finished(v, "short"));
@@ -418,10 +424,12 @@ fn a_timeout_stops_the_command_and_is_recorded() {
 [scheduler]
 kill_grace = "1s"
 
+# The timeout counts from the spawn: long enough that the shell has printed
+# "started" even on a loaded machine (the stdout tail is asserted below).
 [[job]]
 name = "stuck"
 command = "echo started; sleep 30"
-timeout = "1s"
+timeout = "5s"
 "#,
     );
     let mut daemon = d.start();
@@ -459,7 +467,9 @@ retries = 2
     first.wait_for("start", |v| v["message"] == "daemon started");
     assert_eq!(d.run(&["trigger", "long"]).status.code(), Some(0));
     // "ready" is printed after the attempt has written its line.
-    first.wait_for("long started", |v| v["message"] == "ready" && v["job"] == "long");
+    first.wait_for("long started", |v| {
+        v["message"] == "ready" && v["job"] == "long"
+    });
     first.signal("TERM");
     assert_eq!(first.wait_exit(), 0, "{}", first.log());
 
