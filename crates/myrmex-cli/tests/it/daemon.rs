@@ -450,10 +450,11 @@ timeout = "5s"
 #[test]
 fn an_interrupted_run_is_run_again_at_the_next_start() {
     let d = Dir::new();
-    d.write_config(
-        r#"
+    let config = |shutdown_grace: &str| {
+        format!(
+            r#"
 [scheduler]
-shutdown_grace = "0s"
+shutdown_grace = "{shutdown_grace}"
 kill_grace = "2s"
 
 [[job]]
@@ -461,8 +462,11 @@ name = "long"
 command = 'echo "$MYRMEX_ATTEMPT $MYRMEX_RUN_ID" >> long.txt; echo ready; [ -e done ] || exec sleep 30'
 every = "1h"
 retries = 2
-"#,
-    );
+"#
+        )
+    };
+    // The first daemon stops the run at once.
+    d.write_config(&config("0s"));
     let mut first = d.start();
     first.wait_for("start", |v| v["message"] == "daemon started");
     assert_eq!(d.run(&["trigger", "long"]).status.code(), Some(0));
@@ -474,6 +478,10 @@ retries = 2
     assert_eq!(first.wait_exit(), 0, "{}", first.log());
 
     std::fs::write(d.path().join("done"), "").unwrap();
+    // "run finished" is logged when the command ends, before the scheduler records
+    // the attempt in the store: the second daemon's shutdown must wait for that
+    // record (a zero grace would record the run as interrupted again).
+    d.write_config(&config("30s"));
     let mut second = d.start();
     let v = second.wait_for("the second attempt", |v| is_run_finished(v, "long"));
     assert_eq!(v["outcome"], "exited with status 0", "{}", second.log());
