@@ -4,20 +4,24 @@
 //! ([`myrmex_postgres::PgStore::upsert_job`]), jobs no longer in the config are
 //! paused, and a [`myrmex_postgres::Node`] does everything else (materializing
 //! occurrences exactly once, claiming under a lease, retries, rescue of a dead
-//! node's runs). Its one handler runs the claimed job's command from this node's
-//! config through [`crate::runner`], with `MYRMEX_RUN_ID` set to the occurrence key.
+//! node's runs, pipeline stages in order on any node). Its one handler runs the
+//! claimed job's (or stage's) command from this node's config through [`crate::runner`], with `MYRMEX_RUN_ID` set to the occurrence key.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
+use jiff::SignedDuration;
 use myrmex_postgres::{
-    ConnectOptions, Handler, JobId, JobSpec, MisfirePolicy, Node, NodeConfig, OverlapPolicy,
-    PgStore, RunContext, Trigger,
+    ConnectOptions, DependencyRule, Handler, JobId, JobSpec, MisfirePolicy, Node, NodeConfig,
+    OverlapPolicy, PgStore, RunContext, StageSpec, Trigger,
 };
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use crate::config::{AtSpec, Config, JobConfig, MisfireKind, OverlapSpec, ScheduleSpec};
+use crate::config::{
+    AtSpec, Config, JobConfig, MisfireKind, OverlapSpec, PipelineConfig, PipelineFailure,
+    ScheduleSpec,
+};
 use crate::exit_codes;
 use crate::runner::{self, Cancel};
 
@@ -58,11 +62,13 @@ pub enum ClusterError {
 /// runs after each of its successes: `upstream` is that job's id.
 fn trigger(
     config: &Config,
-    job: &JobConfig,
+    name: &str,
+    schedule: Option<&ScheduleSpec>,
+    zone: Option<&crate::config::Zone>,
     upstream: Option<JobId>,
 ) -> Result<Trigger, ClusterError> {
-    let zone = config.zone_of(job.zone.as_ref());
-    Ok(match &job.schedule {
+    let zone = config.zone_of(zone);
+    Ok(match schedule {
         None => upstream.map_or(Trigger::Manual, |job| Trigger::After { job }),
         Some(ScheduleSpec::Cron { expr, .. }) => Trigger::cron(expr, &zone.name),
         Some(ScheduleSpec::Every(every)) => Trigger::every(*every),
@@ -73,7 +79,7 @@ fn trigger(
                 .to_ambiguous_zoned(*dt)
                 .compatible()
                 .map_err(|source| ClusterError::Civil {
-                    job: job.name.clone(),
+                    job: name.to_owned(),
                     source,
                 })?
                 .timestamp(),
@@ -84,7 +90,7 @@ fn trigger(
         ),
         Some(ScheduleSpec::Recurrence(_)) => {
             return Err(ClusterError::Unsupported {
-                job: job.name.clone(),
+                job: name.to_owned(),
                 what: "`recurrence`",
             });
         }
@@ -100,7 +106,14 @@ pub fn job_spec(
     job: &JobConfig,
     upstream: Option<JobId>,
 ) -> Result<JobSpec, ClusterError> {
-    let mut spec = JobSpec::new(&job.name, HANDLER, trigger(config, job, upstream)?);
+    let trigger = trigger(
+        config,
+        &job.name,
+        job.schedule.as_ref(),
+        job.zone.as_ref(),
+        upstream,
+    )?;
+    let mut spec = JobSpec::new(&job.name, HANDLER, trigger);
     if let Some(kind) = job.misfire.policy {
         spec.misfire = match kind {
             MisfireKind::RunOnce => MisfirePolicy::FireOnce,
@@ -124,15 +137,55 @@ pub fn job_spec(
     Ok(spec)
 }
 
+/// The definition of a pipeline: one stage per job, each waiting for every job of
+/// the previous stage (to succeed, or only to end with `on_failure = "continue"`).
+/// Each stage runs its job's command with its job's timeout; the pipeline's runs
+/// get as many attempts as its most retried job allows.
+///
+/// # Errors
+/// A schedule the database cannot express.
+pub fn pipeline_spec(config: &Config, p: &PipelineConfig) -> Result<JobSpec, ClusterError> {
+    let trigger = trigger(config, &p.name, p.schedule.as_ref(), p.zone.as_ref(), None)?;
+    let mut spec = JobSpec::new(&p.name, HANDLER, trigger);
+    let rule = match p.on_failure {
+        PipelineFailure::Stop => DependencyRule::AllSuccess,
+        PipelineFailure::Continue => DependencyRule::AllDone,
+    };
+    let mut previous: &[String] = &[];
+    for stage in &p.stages {
+        for job in stage {
+            spec.pipeline.push(StageSpec {
+                name: job.clone(),
+                handler: HANDLER.to_owned(),
+                depends_on: previous.iter().map(|d| (d.clone(), rule)).collect(),
+            });
+        }
+        previous = stage;
+    }
+    let jobs = p.stages.iter().flatten().filter_map(|j| config.job(j));
+    spec.max_attempts = jobs
+        .map(|j| j.retry.retries.saturating_add(1))
+        .max()
+        .unwrap_or(1);
+    spec.lease_ttl = config.scheduler.lease;
+    spec.paused = p.paused;
+    Ok(spec)
+}
+
 /// The handler: runs the claimed job's command as this node's config describes it.
 fn handler(config: &Arc<Config>, cancel: &Cancel) -> Handler {
     let (config, cancel) = (Arc::clone(config), cancel.clone());
     Arc::new(move |ctx: &mut RunContext| {
         let run = ctx.run();
-        let Some(job) = config.job(&run.job_name) else {
+        // A pipeline's stage is named after the job it runs.
+        let name = if run.stage.is_empty() {
+            &run.job_name
+        } else {
+            &run.stage
+        };
+        let Some(job) = config.job(name) else {
             return Err(format!(
-                "job `{}` is not in this node's config ({})",
-                run.job_name,
+                "job `{name}` is not in this node's config ({})",
                 config.path.display()
             ));
         };
@@ -143,7 +196,11 @@ fn handler(config: &Arc<Config>, cancel: &Cancel) -> Handler {
             env: job.env.clone(),
             scheduled_at: run.scheduled_at,
             attempt: u32::try_from(run.attempt).unwrap_or(1),
-            timeout: run.timeout,
+            timeout: if run.stage.is_empty() {
+                run.timeout
+            } else {
+                job.timeout.map(SignedDuration::unsigned_abs)
+            },
             kill_grace: config.scheduler.kill_grace.unsigned_abs(),
             tail_bytes: config.scheduler.output_tail_bytes,
             run_id: Some(ctx.run_key()),
@@ -196,7 +253,16 @@ fn sync_jobs(store: &mut PgStore, config: &Config) -> Result<(), anyhow::Error> 
         }
         anyhow::ensure!(ids.len() > before, "the jobs' dependencies form a cycle");
     }
-    let names: BTreeSet<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+    for p in &config.pipelines {
+        let (id, created) = store.upsert_job(&pipeline_spec(config, p)?)?;
+        tracing::info!(pipeline = %p.name, id = %id, created, "pipeline definition written");
+    }
+    let names: BTreeSet<&str> = config
+        .jobs
+        .iter()
+        .map(|j| j.name.as_str())
+        .chain(config.pipelines.iter().map(|p| p.name.as_str()))
+        .collect();
     for (name, paused) in store.job_names()? {
         if !paused && !names.contains(name.as_str()) {
             let id = store.job_id(&name)?;

@@ -1419,13 +1419,13 @@ impl<'s> Validator<'s> {
 
     /// What a PostgreSQL store (cluster mode) cannot run: `depends_on` other than
     /// the one form the cluster's `after` trigger expresses (a job without a
-    /// schedule of its own, after each success of one other job), and pipelines;
-    /// refused where they are written.
+    /// schedule of its own, after each success of one other job); refused where it
+    /// is written. Pipelines map to the cluster's pipelines.
     fn cluster_check(&mut self, items: &[Item], jobs: &[JobConfig]) {
         let help = "with a `postgres://` store a job may only depend on one other job, \
                     without a schedule of its own and with the default `require = \"success\"` \
                     (it then runs after each successful run of that job); \
-                    use an SQLite or JSON store for other dependencies and for pipelines";
+                    use a pipeline, or an SQLite or JSON store, for other dependencies";
         for item in items {
             if item.is_job {
                 let Some((dep, sp)) = item.refs.first() else {
@@ -1449,17 +1449,6 @@ impl<'s> Validator<'s> {
                         .help(help),
                     );
                 }
-            } else {
-                self.error(
-                    Diagnostic::new(
-                        format!(
-                            "pipeline `{}`: pipelines are not supported with a PostgreSQL store",
-                            item.name
-                        ),
-                        Some(item.name_span.clone()),
-                    )
-                    .help(help),
-                );
             }
         }
     }

@@ -504,7 +504,8 @@ impl PgStore {
     /// `spec` (a config file applied at every start of every node): its policies,
     /// handler, payload and paused flag are overwritten, and its trigger is replaced
     /// through [`PgStore::edit_trigger`] only when it changed, so an unchanged
-    /// schedule keeps its watermark. Pipelines are not updated (create them once).
+    /// schedule keeps its watermark. A pipeline's stages and edges are replaced
+    /// (runs already materialized keep the stages they were created with).
     /// Returns the job's id and whether it was created.
     ///
     /// # Errors
@@ -558,6 +559,7 @@ impl PgStore {
                     ],
                 )
                 .map_err(db("update a job"))?;
+            self.replace_stages(id, spec)?;
             if kind != spec.trigger.kind() || trigger_spec != spec.trigger.to_json() {
                 self.edit_trigger(id, &spec.trigger)?;
             }
@@ -566,6 +568,48 @@ impl PgStore {
         Err(Error::JobNotFound {
             job: spec.name.clone(),
         })
+    }
+
+    /// Rewrites a job's pipeline template from `spec` under the job's row lock.
+    fn replace_stages(&mut self, id: JobId, spec: &JobSpec) -> Result<()> {
+        let stages = order_stages(spec)?;
+        let mut tx = self.client.transaction().map_err(db("begin"))?;
+        tx.execute(
+            "SELECT 1 FROM sched_job WHERE id = $1 FOR NO KEY UPDATE",
+            &[&id.0],
+        )
+        .map_err(db("lock a job"))?;
+        tx.execute(
+            "DELETE FROM sched_pipeline_edge WHERE pipeline_id = $1",
+            &[&id.0],
+        )
+        .map_err(db("drop pipeline edges"))?;
+        tx.execute(
+            "DELETE FROM sched_pipeline_stage WHERE pipeline_id = $1",
+            &[&id.0],
+        )
+        .map_err(db("drop pipeline stages"))?;
+        tx.execute(
+            "UPDATE sched_job SET pipeline_id = CASE WHEN $2 THEN id END WHERE id = $1",
+            &[&id.0, &!stages.is_empty()],
+        )
+        .map_err(db("mark a pipeline job"))?;
+        for (ord, stage) in stages.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO sched_pipeline_stage (pipeline_id, stage, ord, task) VALUES ($1, $2, $3, $4)",
+                &[&id.0, &stage.name, &(ord as i32), &stage.handler],
+            )
+            .map_err(db("insert a pipeline stage"))?;
+            for (dep, rule) in &stage.depends_on {
+                tx.execute(
+                    "INSERT INTO sched_pipeline_edge (pipeline_id, stage, depends_on, rule) VALUES ($1, $2, $3, $4)",
+                    &[&id.0, &stage.name, dep, &rule.as_str()],
+                )
+                .map_err(db("insert a pipeline edge"))?;
+            }
+        }
+        tx.commit().map_err(db("commit a pipeline template"))?;
+        Ok(())
     }
 
     /// Names of every job, with whether it is paused, by name.

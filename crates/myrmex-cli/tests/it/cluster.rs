@@ -285,7 +285,7 @@ command = "true"
 }
 
 #[test]
-fn depends_on_and_pipelines_are_refused_in_cluster_mode() {
+fn depends_on_other_than_after_one_job_is_refused_in_cluster_mode() {
     // Needs no database: the config is refused before anything connects.
     let d = Dir::new();
     d.write_config(
@@ -303,10 +303,6 @@ name = "b"
 every = "1m"
 command = "true"
 depends_on = ["a"]
-
-[[pipeline]]
-name = "p"
-stages = [["a"]]
 "#,
     );
     let out = d.run(&["check", "myrmex.toml"]);
@@ -314,10 +310,6 @@ stages = [["a"]]
     let err = stderr(&out);
     assert!(
         err.contains("this `depends_on` is not supported with a PostgreSQL store"),
-        "{err}"
-    );
-    assert!(
-        err.contains("pipelines are not supported with a PostgreSQL store"),
         "{err}"
     );
     assert!(err.contains("myrmex.toml:"), "located: {err}");
@@ -372,6 +364,82 @@ depends_on = ["up"]
         &[],
     );
     assert_eq!(orphans, 0, "runs of `down` not after a success of `up`");
+    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
+}
+
+#[test]
+fn a_pipeline_runs_its_stages_in_order_across_two_daemons() {
+    let Some(url) = database_url("a_pipeline_runs_its_stages_in_order_across_two_daemons") else {
+        return;
+    };
+    let schema = fresh_schema("clitest_pipe");
+    let text = format!(
+        r#"
+[scheduler]
+store = "{url}"
+schema = "{schema}"
+lease = "2s"
+
+[[job]]
+name = "a"
+command = "sleep 0.1"
+
+[[job]]
+name = "b"
+command = "sleep 0.2"
+
+[[job]]
+name = "c"
+command = "true"
+
+[[job]]
+name = "d"
+command = "true"
+
+[[pipeline]]
+name = "p"
+every = "1s"
+stages = [["a"], ["b", "c"], ["d"]]
+"#
+    );
+    let dirs = [Dir::new(), Dir::new()];
+    let mut daemons: Vec<Daemon> = dirs
+        .iter()
+        .map(|d| {
+            d.write_config(&text);
+            let mut daemon = d.start();
+            daemon.wait_for("start", |v| v["message"] == "daemon started");
+            daemon
+        })
+        .collect();
+    let mut db = sql(&url, &schema);
+    wait_until("three complete pipeline instances", || {
+        count(
+            &mut db,
+            "SELECT count(*) FROM sched_run WHERE stage = 'd' AND state = 'succeeded'",
+            &[],
+        ) >= 3
+    });
+    for daemon in &mut daemons {
+        daemon.signal("TERM");
+    }
+    for daemon in &mut daemons {
+        assert_eq!(daemon.wait_exit(), 0, "{}", daemon.log());
+    }
+    // No stage attempt started before every stage of the previous step finished.
+    let violations = count(
+        &mut db,
+        "SELECT count(*) FROM sched_run r JOIN sched_attempt a ON a.run_id = r.id
+         JOIN sched_run p ON p.job_id = r.job_id AND p.scheduled_at = r.scheduled_at
+         WHERE (r.stage IN ('b','c') AND p.stage = 'a' OR r.stage = 'd' AND p.stage IN ('b','c'))
+           AND (p.finished_at IS NULL OR a.started_at < p.finished_at)",
+        &[],
+    );
+    assert_eq!(
+        violations, 0,
+        "stages started before their parents finished"
+    );
     db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .unwrap();
 }
