@@ -262,15 +262,17 @@ fn a_schedule_edit_cancels_future_runs_of_the_old_version() {
     let Some(t) = db("edit_cancels") else { return };
     let mut a = t.store("a");
     let mut spec = JobSpec::new("e", "noop", Trigger::every(secs(1)));
-    spec.start = Some(now(&mut a) + secs(2));
+    // A minute ahead, so that every run is still in the future at the edit however
+    // slow the machine is between these statements.
+    spec.start = Some(now(&mut a) + secs(60));
     let job = a.create_job(&spec).unwrap();
-    a.materialize(Duration::from_secs(8)).unwrap();
+    a.materialize(Duration::from_secs(66)).unwrap();
     let before = a.runs(job).unwrap();
     assert!(before.len() >= 5);
     let edit = a.edit_trigger(job, &Trigger::every(secs(2))).unwrap();
     assert_eq!(edit.def_version, 2);
     assert_eq!(edit.cancelled, before.len(), "all were in the future");
-    a.materialize(Duration::from_secs(8)).unwrap();
+    a.materialize(Duration::from_secs(66)).unwrap();
     let after = a.runs(job).unwrap();
     let live: Vec<_> = after
         .iter()
