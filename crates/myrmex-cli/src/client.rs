@@ -1,5 +1,5 @@
 //! `myrmex trigger|pause|resume JOB`: requests to a running daemon over its control
-//! socket.
+//! socket (on a PostgreSQL store: to the database, see [`crate::cluster_status`]).
 
 use std::path::Path;
 
@@ -17,6 +17,9 @@ pub fn send(config_path: &Path, req: &Request) -> u8 {
             return exit_codes::INVALID_INPUT;
         }
     };
+    if let crate::config::StoreSpec::Postgres(url) = &config.scheduler.store {
+        return crate::cluster_status::control(&config, url, req);
+    }
     match control::request(&config.control_dir(), req) {
         Ok(r) if r.ok => {
             println!("{}", r.message.unwrap_or_default());

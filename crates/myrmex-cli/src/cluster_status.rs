@@ -1,6 +1,7 @@
 //! `myrmex status` and `myrmex history [JOB]` on a PostgreSQL store: the nodes of
 //! the cluster, which node runs what, each job's next fire and last run, and the
-//! attempts recorded by every node. Read-only queries on the cluster's tables.
+//! attempts recorded by every node (read-only queries on the cluster's tables); and
+//! `trigger`, `pause` and `resume`, which act on the database, not on one daemon.
 
 use anyhow::Context;
 use jiff::Timestamp;
@@ -296,4 +297,48 @@ pub fn history(config: &Config, url: &str, job: Option<&str>, limit: usize, form
         }
     }
     exit_codes::OK
+}
+
+/// `myrmex trigger|pause|resume JOB` on a PostgreSQL store: a manual run at the
+/// database's `now()` (any node takes it), or the job's paused flag. A node that
+/// starts later applies its config's `paused` again.
+pub fn control(config: &Config, url: &str, req: &crate::control::Request) -> u8 {
+    use crate::control::Request;
+    let mut store = match connect(config, url) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let job = match req {
+        Request::Trigger { job } | Request::Pause { job } | Request::Resume { job } => job,
+        _ => {
+            eprintln!("error: this request is not supported with a PostgreSQL store");
+            return exit_codes::REFUSED;
+        }
+    };
+    let result = store.job_id(job).and_then(|id| match req {
+        Request::Trigger { .. } => store.trigger_now(id, None).map(|run| match run {
+            Some(run) => format!("job `{job}` triggered (run {run})"),
+            None => format!("job `{job}` triggered"),
+        }),
+        Request::Pause { .. } => store
+            .set_paused(id, true)
+            .map(|()| format!("job `{job}` paused")),
+        _ => store
+            .set_paused(id, false)
+            .map(|()| format!("job `{job}` resumed")),
+    });
+    match result {
+        Ok(msg) => {
+            println!("{msg}");
+            exit_codes::OK
+        }
+        Err(myrmex_postgres::Error::JobNotFound { .. }) => {
+            eprintln!("error: no job named `{job}` in the PostgreSQL store");
+            exit_codes::REFUSED
+        }
+        Err(e) => {
+            eprintln!("error: {}", crate::error_chain(&e));
+            exit_codes::STORE
+        }
+    }
 }

@@ -316,9 +316,8 @@ depends_on = ["a"]
 }
 
 #[test]
-fn a_job_depending_on_one_job_runs_after_each_of_its_successes() {
-    let Some(url) = database_url("a_job_depending_on_one_job_runs_after_each_of_its_successes")
-    else {
+fn after_trigger_and_manual_trigger_in_cluster_mode() {
+    let Some(url) = database_url("after_trigger_and_manual_trigger_in_cluster_mode") else {
         return;
     };
     let schema = fresh_schema("clitest_after");
@@ -339,11 +338,28 @@ command = "true"
 name = "down"
 command = "true"
 depends_on = ["up"]
+
+[[job]]
+name = "by-hand"
+command = "true"
 "#
     ));
     let mut daemon = d.start();
     daemon.wait_for("start", |v| v["message"] == "daemon started");
     let mut db = sql(&url, &schema);
+    // `trigger` goes to the database: any node runs it.
+    let out = d.run(&["trigger", "by-hand"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = d.run(&["pause", "no-such-job"]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    wait_until("the manual run", || {
+        count(
+            &mut db,
+            "SELECT count(*) FROM sched_run r JOIN sched_job j ON j.id = r.job_id
+             WHERE j.name = 'by-hand' AND r.origin = 'manual' AND r.state = 'succeeded'",
+            &[],
+        ) == 1
+    });
     wait_until("two runs of `down`", || {
         count(
             &mut db,
