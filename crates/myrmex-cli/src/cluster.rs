@@ -356,3 +356,87 @@ pub fn run(config: Config, url: &str) -> u8 {
         Err(_) => exit_codes::FAILURE,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use jiff::{SignedDuration, Timestamp};
+    use myrmex_postgres::{MisfirePolicy, OverlapPolicy, Trigger};
+
+    use super::{ClusterError, job_spec};
+    use crate::config::Config;
+
+    fn spec(job: &str) -> Result<myrmex_postgres::JobSpec, ClusterError> {
+        let text = format!(
+            "[scheduler]\nstore = \"postgres://x@127.0.0.1/db\"\nzone = \"Europe/Paris\"\nlease = \"7s\"\n\n\
+             [[job]]\nname = \"j\"\ncommand = \"true\"\n{job}\n"
+        );
+        let config = Config::parse(Path::new("myrmex.toml"), &text)
+            .unwrap_or_else(|e| panic!("{}", e.render()));
+        job_spec(&config, &config.jobs[0], None)
+    }
+
+    #[test]
+    fn schedules_map_to_database_triggers() {
+        let check = |job: &str, want: Trigger| {
+            assert_eq!(spec(job).unwrap().trigger, want, "{job}");
+        };
+        check(
+            r#"every = "15m""#,
+            Trigger::Interval {
+                every: SignedDuration::from_mins(15),
+                anchor: Timestamp::UNIX_EPOCH,
+            },
+        );
+        check(
+            r#"cron = "0 9 * * 1-5""#,
+            Trigger::cron("0 9 * * 1-5", "Europe/Paris"),
+        );
+        check(
+            r#"cron = "0 9 * * *"
+zone = "America/New_York""#,
+            Trigger::cron("0 9 * * *", "America/New_York"),
+        );
+        check(
+            r#"at = "09:30""#,
+            Trigger::cron("0 30 9 * * *", "Europe/Paris"),
+        );
+        check(
+            r#"at = "2026-12-24T18:00:00Z""#,
+            Trigger::Once {
+                at: "2026-12-24T18:00:00Z".parse().unwrap(),
+            },
+        );
+        check(
+            r#"at = "2026-12-24T18:00:00""#,
+            Trigger::Once {
+                at: "2026-12-24T17:00:00Z".parse().unwrap(),
+            },
+        );
+        check("", Trigger::Manual);
+        assert!(matches!(
+            spec(r#"recurrence = { every = "2 days" }"#),
+            Err(ClusterError::Unsupported { .. })
+        ));
+    }
+
+    #[test]
+    fn policies_map_to_the_job_definition() {
+        let s = spec(
+            "every = \"1m\"\nretries = 2\noverlap = \"queue\"\ntimeout = \"5s\"\nmisfire = \"skip\"\nmisfire_grace = \"30s\"",
+        )
+        .unwrap();
+        assert_eq!(s.max_attempts, 3);
+        assert_eq!(s.overlap, OverlapPolicy::BufferOne);
+        assert_eq!(s.timeout, Some(SignedDuration::from_secs(5)));
+        assert_eq!(s.misfire, MisfirePolicy::Skip);
+        assert_eq!(s.misfire_grace, SignedDuration::from_secs(30));
+        assert_eq!(s.lease_ttl, SignedDuration::from_secs(7));
+        assert_eq!(spec("every = \"1m\"").unwrap().overlap, OverlapPolicy::Skip);
+        assert_eq!(
+            spec("every = \"1m\"\noverlap = \"allow\"").unwrap().overlap,
+            OverlapPolicy::Allow
+        );
+    }
+}
