@@ -114,6 +114,27 @@ fn busiest(store: &mut PgStore, cluster: &Cluster) -> Option<usize> {
     None
 }
 
+/// Waits (up to a generous deadline) until `node` holds no lease: every run it was
+/// running has been rescued by another node.
+fn until_rescued(store: &mut PgStore, node: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let held: i64 = store
+            .client()
+            .query_one(
+                "SELECT count(*) FROM sched_run WHERE state = 'running' AND lease_owner = $1",
+                &[&node],
+            )
+            .expect("count the leases of a frozen node")
+            .get(0);
+        if held == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    say!("chaos: {node} still holds leases after 60 s frozen");
+}
+
 fn event(store: &mut PgStore, node: &str, kind: &str) {
     store
         .client()
@@ -282,6 +303,13 @@ fn chaos_three_nodes_keep_every_invariant() {
             std::thread::sleep(Duration::from_millis(
                 rng.range(LEASE_MS as u64 * 12 / 10, LEASE_MS as u64 * 25 / 10),
             ));
+            if n_events == 1 {
+                // The first freeze lasts until the other nodes have taken over every
+                // lease of the frozen one: its workers then finish as zombies and
+                // their completions must be fenced (I5). A fixed freeze is not enough
+                // on a loaded machine, where the rescue can come after it.
+                until_rescued(&mut store, &node);
+            }
             cluster.signal(i, "-CONT");
             cluster.stopped[i] = false;
             event(&mut store, &node, "cont");
@@ -462,10 +490,11 @@ fn chaos_three_nodes_keep_every_invariant() {
         rmax / LEASE_MS as f64
     );
     // Liveness, not speed: a rescued run waited at most a lease, a heartbeat gap and
-    // a poll or two (generous for a loaded CI machine).
+    // a poll or two, with a wide margin for a loaded CI machine (a run never rescued
+    // fails I3).
     if rn > 0 {
         assert!(
-            rmax < (3 * LEASE_MS) as f64 + 5000.0,
+            rmax < (3 * LEASE_MS) as f64 + 20_000.0,
             "I8 recovery took {rmax} ms"
         );
     }

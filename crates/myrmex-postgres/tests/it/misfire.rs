@@ -34,7 +34,10 @@ fn outage(
     let report = a.materialize(Duration::ZERO).unwrap();
     let db_now = report.db_now.unwrap();
     let runs = a.runs(job).unwrap();
-    let first = (start.as_second() + EVERY - 1).div_euclid(EVERY) * EVERY;
+    // The first grid point at or after `start`, which has a fraction of a second: a
+    // start at 12:00:00.3 fires first at 12:00:10, not at 12:00:00.
+    let start_ceil = start.as_second() + i64::from(start.subsec_nanosecond() > 0);
+    let first = (start_ceil + EVERY - 1).div_euclid(EVERY) * EVERY;
     // The watermark is the first grid point after now.
     let wm = a.watermark(job).unwrap().unwrap();
     assert!(wm > db_now && wm.as_second() - EVERY <= db_now.as_second());
