@@ -297,10 +297,12 @@ impl Default for CoreConfig {
     }
 }
 
-/// Rarely needed per-job data, allocated only when first needed.
+/// Rarely needed per-job data, allocated only when first needed (a name,
+/// non-default policies, an error or history to keep, a queued occurrence).
 #[derive(Debug, Default)]
 struct Extra {
     name: Option<String>,
+    policies: JobPolicies,
     last_error: Option<Arc<str>>,
     history: VecDeque<RunReport>,
     queued_at: i64,
@@ -310,7 +312,6 @@ struct Extra {
 struct JobRec<P> {
     id: JobId,
     trigger: Compiled,
-    policies: Option<Box<JobPolicies>>,
     /// The watermark: the next occurrence not yet turned into a run.
     next: i64,
     created: i64,
@@ -334,7 +335,9 @@ static DEFAULT_POLICIES: std::sync::LazyLock<JobPolicies> =
 
 impl<P> JobRec<P> {
     fn policies(&self) -> &JobPolicies {
-        self.policies.as_deref().unwrap_or(&DEFAULT_POLICIES)
+        self.extra
+            .as_deref()
+            .map_or(&*DEFAULT_POLICIES, |x| &x.policies)
     }
     fn extra(&mut self) -> &mut Extra {
         self.extra.get_or_insert_with(Box::default)
@@ -508,9 +511,10 @@ impl<P: Clone> Core<P> {
             name,
         } = prepared;
         let now_ns = ns(now);
-        let extra = name.map(|name| {
+        let extra = (name.is_some() || policies.is_some()).then(|| {
             Box::new(Extra {
-                name: Some(name),
+                name,
+                policies: policies.map(|p| *p).unwrap_or_default(),
                 ..Extra::default()
             })
         });
@@ -526,7 +530,6 @@ impl<P: Clone> Core<P> {
             last_outcome: None,
             terminal: None,
             extra,
-            policies,
             payload,
             trigger,
         };
@@ -1336,7 +1339,7 @@ mod tests {
     #[test]
     fn record_stays_small() {
         let (job, due) = Core::<std::sync::Arc<dyn Fn() + Send + Sync>>::record_sizes();
-        assert!(job <= 104, "job slot is {job} bytes");
+        assert!(job <= 96, "job slot is {job} bytes");
         assert_eq!(due, 16);
     }
 
