@@ -81,11 +81,11 @@ pub use crate::deps::{Dag, DagError, Explanation, Reason};
 pub use crate::error::SchedulerError;
 pub use crate::journal::{Journal, JournalError, NoJournal};
 pub use crate::persist::{JobDependency, LoadReport, PersistError, PersistentScheduler};
-pub use crate::registry::{NamedHandler, Registry};
 pub use crate::pipeline::{
     Pipeline, PipelineHandle, PipelineJob, PipelineOutcome, PipelineReport, Stage, StageContext,
     StageFailurePolicy, StageFn, StageJobReport, StageReport, StageStatus,
 };
+pub use crate::registry::{NamedHandler, Registry};
 pub use crate::scheduler::{Scheduler, SchedulerBuilder, SchedulerHandle, TaskHandle};
 pub use crate::token::CancellationToken;
 pub use myrmex_core::{
