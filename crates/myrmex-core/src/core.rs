@@ -302,7 +302,9 @@ impl Default for CoreConfig {
 #[derive(Debug, Default)]
 struct Extra {
     name: Option<String>,
-    policies: JobPolicies,
+    /// `None` for the default policies (boxed so that a named job with default
+    /// policies pays 8 bytes for them, not a whole `JobPolicies`).
+    policies: Option<Box<JobPolicies>>,
     last_error: Option<Arc<str>>,
     history: VecDeque<RunReport>,
     queued_at: i64,
@@ -337,7 +339,8 @@ impl<P> JobRec<P> {
     fn policies(&self) -> &JobPolicies {
         self.extra
             .as_deref()
-            .map_or(&*DEFAULT_POLICIES, |x| &x.policies)
+            .and_then(|x| x.policies.as_deref())
+            .unwrap_or(&DEFAULT_POLICIES)
     }
     fn extra(&mut self) -> &mut Extra {
         self.extra.get_or_insert_with(Box::default)
@@ -514,7 +517,7 @@ impl<P: Clone> Core<P> {
         let extra = (name.is_some() || policies.is_some()).then(|| {
             Box::new(Extra {
                 name,
-                policies: policies.map(|p| *p).unwrap_or_default(),
+                policies,
                 ..Extra::default()
             })
         });
