@@ -183,6 +183,14 @@ impl Runtime {
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
+                    // Results already queued still count: a run whose handler has
+                    // returned is finished, not interrupted by the deadline.
+                    while let Ok(msg) = self.rx.try_recv() {
+                        self.handle(msg);
+                    }
+                    if self.executing == 0 {
+                        break Ok(());
+                    }
                     for side in self.runs.iter().flatten() {
                         side.token.cancel();
                     }
