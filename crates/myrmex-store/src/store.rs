@@ -374,62 +374,40 @@ fn mismatch(op: &'static str, got: &WriteOutput) -> StoreError {
     }
 }
 
-impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
-    fn apply(&self, ops: Vec<WriteOp>) -> StoreResult<Vec<StoreResult<WriteOutput>>> {
-        (**self).apply(ops)
-    }
-    fn get_job(&self, job: &JobId) -> StoreResult<Option<JobRecord>> {
-        (**self).get_job(job)
-    }
-    fn list_jobs(&self) -> StoreResult<Vec<JobRecord>> {
-        (**self).list_jobs()
-    }
-    fn get_run(&self, run: RunId) -> StoreResult<Option<RunRecord>> {
-        (**self).get_run(run)
-    }
-    fn find_run(&self, key: &OccurrenceKey) -> StoreResult<Option<RunRecord>> {
-        (**self).find_run(key)
-    }
-    fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRecord>> {
-        (**self).list_runs(filter)
-    }
-    fn attempts(&self, run: RunId) -> StoreResult<Vec<AttemptRecord>> {
-        (**self).attempts(run)
-    }
-    fn upstream_deps(&self, run: RunId) -> StoreResult<Vec<RunDepRecord>> {
-        (**self).upstream_deps(run)
-    }
-    fn close(&self) -> StoreResult<()> {
-        (**self).close()
-    }
+/// Forwards every [`Store`] method through a smart pointer, so an `Arc<S>` or a
+/// `Box<dyn Store>` is a store too.
+macro_rules! forward_store {
+    ($($ptr:ty),+) => {$(
+        impl<S: Store + ?Sized> Store for $ptr {
+            fn apply(&self, ops: Vec<WriteOp>) -> StoreResult<Vec<StoreResult<WriteOutput>>> {
+                (**self).apply(ops)
+            }
+            fn get_job(&self, job: &JobId) -> StoreResult<Option<JobRecord>> {
+                (**self).get_job(job)
+            }
+            fn list_jobs(&self) -> StoreResult<Vec<JobRecord>> {
+                (**self).list_jobs()
+            }
+            fn get_run(&self, run: RunId) -> StoreResult<Option<RunRecord>> {
+                (**self).get_run(run)
+            }
+            fn find_run(&self, key: &OccurrenceKey) -> StoreResult<Option<RunRecord>> {
+                (**self).find_run(key)
+            }
+            fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRecord>> {
+                (**self).list_runs(filter)
+            }
+            fn attempts(&self, run: RunId) -> StoreResult<Vec<AttemptRecord>> {
+                (**self).attempts(run)
+            }
+            fn upstream_deps(&self, run: RunId) -> StoreResult<Vec<RunDepRecord>> {
+                (**self).upstream_deps(run)
+            }
+            fn close(&self) -> StoreResult<()> {
+                (**self).close()
+            }
+        }
+    )+};
 }
 
-impl<S: Store + ?Sized> Store for Box<S> {
-    fn apply(&self, ops: Vec<WriteOp>) -> StoreResult<Vec<StoreResult<WriteOutput>>> {
-        (**self).apply(ops)
-    }
-    fn get_job(&self, job: &JobId) -> StoreResult<Option<JobRecord>> {
-        (**self).get_job(job)
-    }
-    fn list_jobs(&self) -> StoreResult<Vec<JobRecord>> {
-        (**self).list_jobs()
-    }
-    fn get_run(&self, run: RunId) -> StoreResult<Option<RunRecord>> {
-        (**self).get_run(run)
-    }
-    fn find_run(&self, key: &OccurrenceKey) -> StoreResult<Option<RunRecord>> {
-        (**self).find_run(key)
-    }
-    fn list_runs(&self, filter: &RunFilter) -> StoreResult<Vec<RunRecord>> {
-        (**self).list_runs(filter)
-    }
-    fn attempts(&self, run: RunId) -> StoreResult<Vec<AttemptRecord>> {
-        (**self).attempts(run)
-    }
-    fn upstream_deps(&self, run: RunId) -> StoreResult<Vec<RunDepRecord>> {
-        (**self).upstream_deps(run)
-    }
-    fn close(&self) -> StoreResult<()> {
-        (**self).close()
-    }
-}
+forward_store!(std::sync::Arc<S>, Box<S>);
