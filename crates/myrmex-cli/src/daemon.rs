@@ -100,6 +100,9 @@ pub fn run(path: &Path) -> u8 {
     code
 }
 
+/// How often a running daemon prunes its history (when `history_retention` is set).
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The signal-forwarding thread.
 struct Signals {
     handle: signal_hook::iterator::Handle,
@@ -565,7 +568,27 @@ impl Daemon {
 
     /// Handles messages until SIGTERM or SIGINT.
     fn serve(&mut self, rx: &Receiver<Msg>) {
-        while let Ok(msg) = rx.recv() {
+        // With a history retention, old runs are also pruned once per
+        // `PRUNE_EVERY` while the daemon runs (not only at start and on SIGHUP).
+        let mut next_prune = std::time::Instant::now() + PRUNE_EVERY;
+        loop {
+            let msg = if self.config.scheduler.history_retention.is_some() {
+                let wait = next_prune.saturating_duration_since(std::time::Instant::now());
+                match rx.recv_timeout(wait) {
+                    Ok(msg) => msg,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.prune(jiff::Timestamp::now());
+                        next_prune = std::time::Instant::now() + PRUNE_EVERY;
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(msg) => msg,
+                    Err(_) => return,
+                }
+            };
             match msg {
                 Msg::Signal(SIGHUP) => self.reload(),
                 Msg::Signal(sig) => {
