@@ -17,7 +17,7 @@ use crate::SchedulerError;
 use crate::clock::Clock;
 use crate::context::{Handler, RunContext};
 use crate::journal::Journal;
-use crate::pool::{Pool, Task};
+use crate::pool::{Done, Pool, Task};
 use crate::token::CancellationToken;
 
 /// How far the wall clock may drift from elapsed time between two wakes before
@@ -77,11 +77,8 @@ pub(crate) enum Msg {
     },
     Subscribe(Sender<Event>),
     Listen(Listener),
-    Done {
-        run: RunId,
-        attempt: u32,
-        result: AttemptResult,
-    },
+    /// Workers reported attempt ends (take them with `Pool::take_done`).
+    Completed,
     Start {
         reply: Reply<()>,
     },
@@ -125,6 +122,8 @@ pub(crate) struct Runtime {
     now: Timestamp,
     actions: Vec<Action<Handler>>,
     tasks: Vec<Task>,
+    /// The buffer attempt ends are swapped into (kept to reuse its capacity).
+    done: Vec<Done>,
     shutdown: Option<(Instant, Reply<()>)>,
 }
 
@@ -169,6 +168,7 @@ impl Runtime {
             now: last_wall,
             actions: Vec::new(),
             tasks: Vec::new(),
+            done: Vec::new(),
             shutdown: None,
         }
     }
@@ -188,6 +188,7 @@ impl Runtime {
                     while let Ok(msg) = self.rx.try_recv() {
                         self.handle(msg);
                     }
+                    self.completions(self.now);
                     if self.executing == 0 {
                         break Ok(());
                     }
@@ -305,25 +306,7 @@ impl Runtime {
         let now = self.now;
         let closing = self.shutdown.is_some();
         match msg {
-            Msg::Done {
-                run,
-                attempt,
-                result,
-            } => {
-                self.executing = self.executing.saturating_sub(1);
-                if let Some(slot) = self.runs.get_mut(run.index())
-                    && slot.as_ref().is_some_and(|s| s.run == run)
-                {
-                    *slot = None;
-                }
-                if let Err(e) = self
-                    .core
-                    .finish(now, run, attempt, result, &mut self.actions)
-                {
-                    tracing::debug!(error = %e, "ignored a late attempt report");
-                }
-                self.apply(now);
-            }
+            Msg::Completed => self.completions(now),
             Msg::Add { reply: r, .. }
             | Msg::Cancel { reply: r, .. }
             | Msg::Hold { reply: r, .. }
@@ -454,6 +437,33 @@ impl Runtime {
                 self.shutdown = Some((deadline, r));
             }
         }
+    }
+
+    /// Records every attempt end the workers reported so far.
+    fn completions(&mut self, now: Timestamp) {
+        let mut batch = std::mem::take(&mut self.done);
+        self.pool.take_done(&mut batch);
+        for Done {
+            run,
+            attempt,
+            result,
+        } in batch.drain(..)
+        {
+            self.executing = self.executing.saturating_sub(1);
+            if let Some(slot) = self.runs.get_mut(run.index())
+                && slot.as_ref().is_some_and(|s| s.run == run)
+            {
+                *slot = None;
+            }
+            if let Err(e) = self
+                .core
+                .finish(now, run, attempt, result, &mut self.actions)
+            {
+                tracing::debug!(error = %e, "ignored a late attempt report");
+            }
+            self.apply(now);
+        }
+        self.done = batch;
     }
 
     fn journal_changed(&mut self, id: JobId) {

@@ -88,3 +88,42 @@ fn jobs_added_while_running_fire_on_time() {
         (late, "2026-01-01T00:00:13Z".to_owned())
     );
 }
+
+/// Every idle worker is woken for a burst: four attempts that each wait for a
+/// gate the test opens only once all four have started run at once on four
+/// workers. Handed over one by one (one job due each second) and as one batch
+/// (four jobs due at the same instant).
+#[test]
+fn a_burst_wakes_every_idle_worker() {
+    for batch in [false, true] {
+        let env = env(4);
+        let gate = myrmex::CancellationToken::new();
+        let (started_tx, started) = std::sync::mpsc::channel();
+        for i in 0..4u64 {
+            let (gate, started_tx) = (gate.clone(), started_tx.clone());
+            let at = if batch { 1 } else { 1 + i };
+            env.scheduler
+                .schedule(
+                    TriggerSpec::once(t("2026-01-01T00:00:00Z") + Duration::from_secs(at)),
+                    move |_| {
+                        let _ = started_tx.send(());
+                        // A safety net only: the test opens the gate.
+                        gate.wait_timeout(Duration::from_secs(60));
+                        Ok(())
+                    },
+                )
+                .unwrap();
+        }
+        for _ in 0..4 {
+            env.clock.advance(Duration::from_secs(1));
+        }
+        for n in 0..4 {
+            started
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|e| panic!("only {n} of 4 attempts started (batch {batch}): {e}"));
+        }
+        gate.cancel();
+        let seen = collect_until(&env.events, 4, succeeded);
+        assert_eq!(seen.iter().filter(|e| succeeded(e)).count(), 4);
+    }
+}
