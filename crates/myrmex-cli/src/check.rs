@@ -4,7 +4,7 @@ use std::path::Path;
 
 use jiff::Timestamp;
 
-use crate::config::{AtSpec, Config, JobConfig, RecurrenceUnit, ScheduleSpec, Zone};
+use crate::config::{AtSpec, Config, JobConfig, RecurrenceUnit, ScheduleSpec, StoreSpec, Zone};
 use crate::exit_codes;
 
 /// Validates `path` and prints every job and pipeline with its schedule and its next
@@ -50,9 +50,38 @@ pub fn report(config: &Config, count: usize, now: Timestamp) -> String {
             "  schedule: {}\n",
             describe_schedule(p.schedule.as_ref(), &zone.name)
         ));
-        out.push_str(&fires(p.schedule.as_ref(), zone, count, now));
+        let cluster = cluster_trigger(config, p.schedule.as_ref(), zone, || {
+            crate::cluster::pipeline_spec(config, p)
+        });
+        out.push_str(&fires(
+            &p.name,
+            p.schedule.as_ref(),
+            zone,
+            count,
+            now,
+            cluster,
+        ));
     }
     out
+}
+
+/// With a PostgreSQL store, the trigger the cluster writes for a schedule (the
+/// daemon's own mapping), so `check` shows the times the cluster will fire at:
+/// intervals on the Unix epoch grid, recurrences on pinned anchors. `None` for
+/// the in-process stores.
+fn cluster_trigger(
+    config: &Config,
+    schedule: Option<&ScheduleSpec>,
+    zone: &Zone,
+    spec: impl FnOnce() -> Result<myrmex_postgres::JobSpec, crate::cluster::ClusterError>,
+) -> Option<Result<myrmex_postgres::Trigger, String>> {
+    if !matches!(config.scheduler.store, StoreSpec::Postgres(_)) {
+        return None;
+    }
+    Some(match schedule {
+        Some(ScheduleSpec::Recurrence(r)) => Ok(crate::cluster_recurrence::trigger(r, zone)),
+        _ => spec().map(|s| s.trigger).map_err(|e| e.to_string()),
+    })
 }
 
 fn job_report(config: &Config, job: &JobConfig, count: usize, now: Timestamp) -> String {
@@ -62,7 +91,17 @@ fn job_report(config: &Config, job: &JobConfig, count: usize, now: Timestamp) ->
         "  schedule: {}\n",
         describe_schedule(job.schedule.as_ref(), &zone.name)
     ));
-    out.push_str(&fires(job.schedule.as_ref(), zone, count, now));
+    let cluster = cluster_trigger(config, job.schedule.as_ref(), zone, || {
+        crate::cluster::job_spec(config, job, None)
+    });
+    out.push_str(&fires(
+        &job.name,
+        job.schedule.as_ref(),
+        zone,
+        count,
+        now,
+        cluster,
+    ));
     if !job.depends_on.is_empty() {
         let deps: Vec<&str> = job.depends_on.iter().map(|d| d.name.as_str()).collect();
         out.push_str(&format!("  depends on: {}\n", deps.join(", ")));
@@ -120,12 +159,27 @@ pub fn describe_schedule(s: Option<&ScheduleSpec>, zone: &str) -> String {
 }
 
 /// The next fire times, one per line in the schedule's zone, or nothing for jobs
-/// without a schedule.
-fn fires(schedule: Option<&ScheduleSpec>, zone: &Zone, count: usize, now: Timestamp) -> String {
+/// without a schedule. With a cluster trigger, its times as the cluster computes
+/// them (the first at or after `now`, then each next one).
+fn fires(
+    name: &str,
+    schedule: Option<&ScheduleSpec>,
+    zone: &Zone,
+    count: usize,
+    now: Timestamp,
+    cluster: Option<Result<myrmex_postgres::Trigger, String>>,
+) -> String {
     if schedule.is_none() || count == 0 {
         return String::new();
     }
-    let next = crate::plan::next_fires(schedule, zone, now, count);
+    let next = match cluster {
+        None => crate::plan::next_fires(schedule, zone, now, count),
+        Some(Ok(trigger)) => match trigger.upcoming(name, now, count) {
+            Ok(next) => next,
+            Err(e) => return format!("  next: cannot be computed in cluster mode: {e}\n"),
+        },
+        Some(Err(e)) => return format!("  next: not supported in cluster mode: {e}\n"),
+    };
     if next.is_empty() {
         return "  next: never (no fire time after now)\n".to_string();
     }

@@ -49,9 +49,12 @@ pub use store::{
     run_key,
 };
 pub use types::{
-    DependencyRule, JobId, JobSpec, MisfirePolicy, NodeInfo, Origin, OverlapPolicy, RunId, RunInfo,
-    RunState, StageSpec, Trigger,
+    DependencyRule, JobId, JobSpec, MisfirePolicy, NodeInfo, Origin, OverlapPolicy,
+    RECURRENCE_CALENDAR_ANCHOR, RunId, RunInfo, RunState, StageSpec, Trigger,
 };
+
+/// Re-exports of myrmex-core's calendar recurrence, for [`Trigger::recurrence`].
+pub use myrmex_core::{DisambiguationPolicy, Recurrence, RecurrenceUnit, Weekdays};
 
 /// Re-export of the driver, for [`RunContext::commit_with`] closures.
 pub use postgres;

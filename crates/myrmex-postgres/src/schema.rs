@@ -4,7 +4,7 @@
 use crate::error::{Error, Result, db};
 
 /// The newest schema version this build creates and understands.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -130,6 +130,28 @@ CREATE TABLE store_dep (upstream bigint NOT NULL, run_id bigint NOT NULL, rec js
 CREATE INDEX store_dep_run ON store_dep (run_id);
 CREATE TABLE store_attempt (run_id bigint NOT NULL, attempt bigint NOT NULL, rec jsonb NOT NULL,
   PRIMARY KEY (run_id, attempt));
+",
+    r"
+-- Recurrence triggers.
+ALTER TABLE sched_job DROP CONSTRAINT IF EXISTS sched_job_trigger_kind_check;
+ALTER TABLE sched_job ADD CONSTRAINT sched_job_trigger_kind_check
+  CHECK (trigger_kind IN ('once','interval','cron','manual','after','recurrence'));
+
+-- How long a node may go without a heartbeat before status calls it stale (NULL:
+-- written by an older build; readers assume 30 s).
+ALTER TABLE sched_node ADD COLUMN stale_after_ms bigint;
+
+-- Terminal runs past the retention period, moved out of the hot sched_run by the
+-- nodes' maintenance. Same columns; the occurrence stays unique here too, and the
+-- materializer refuses an occurrence found here.
+CREATE TABLE sched_run_history (LIKE sched_run INCLUDING DEFAULTS,
+  moved_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (id),
+  CONSTRAINT sched_run_history_occurrence UNIQUE (job_id, scheduled_at, stage));
+CREATE INDEX sched_run_history_job ON sched_run_history (job_id, scheduled_at DESC);
+-- The retention scan: terminal runs by end time.
+CREATE INDEX sched_run_finished ON sched_run (finished_at)
+  WHERE state IN ('succeeded','failed','dead','skipped','cancelled');
 ",
 ];
 

@@ -766,7 +766,11 @@ impl PgStore {
             tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&key])
                 .map_err(db("lock a request id"))?;
             let seen = tx
-                .query_opt("SELECT 1 FROM sched_run WHERE request_id = $1", &[&key])
+                .query_opt(
+                    "SELECT 1 FROM sched_run WHERE request_id = $1
+                     UNION ALL SELECT 1 FROM sched_run_history WHERE request_id = $1 LIMIT 1",
+                    &[&key],
+                )
                 .map_err(db("look a request id up"))?;
             if seen.is_some() {
                 return Ok(None);
@@ -1527,6 +1531,8 @@ fn insert_runs(
                     CASE WHEN x.st = 'skipped' THEN now() END
              FROM unnest($5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::int[], $10::int[])
                WITH ORDINALITY AS x(t, s, o, st, d, m, n)
+             WHERE NOT EXISTS (SELECT 1 FROM sched_run_history h
+                               WHERE h.job_id = $1 AND h.scheduled_at = x.t AND h.stage = x.s)
              ON CONFLICT ON CONSTRAINT sched_run_occurrence DO UPDATE SET
                origin = EXCLUDED.origin, def_version = EXCLUDED.def_version, state = EXCLUDED.state,
                available_at = EXCLUDED.available_at, pending_deps = EXCLUDED.pending_deps,

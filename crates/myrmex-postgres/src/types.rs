@@ -1,6 +1,7 @@
 //! Record types: ids, triggers, policies, job and pipeline definitions, runs.
 
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
+use myrmex_core::{Recurrence, Trigger as _, TriggerSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -26,7 +27,7 @@ impl std::fmt::Display for RunId {
 }
 
 /// When a job fires.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Trigger {
     /// Once, at an instant.
@@ -55,7 +56,27 @@ pub enum Trigger {
         /// The upstream job.
         job: JobId,
     },
+    /// Calendar recurrences (myrmex-core's [`Recurrence`]: every N seconds to weeks,
+    /// at times of day, on weekdays, until a date, in a zone), firing whenever any
+    /// rule fires (one occurrence per distinct instant). Build it with
+    /// [`Trigger::recurrence`], which pins what the rules leave open so that every
+    /// node computes the same occurrences.
+    Recurrence {
+        /// The rules, each with its zone and start set.
+        rules: Vec<Recurrence>,
+    },
 }
+
+// Every field of a `Recurrence` is `Eq`; it only lacks the derive.
+impl Eq for Trigger {}
+
+/// The civil start of calendar recurrences (days, weeks) that leave it open in
+/// cluster mode: Monday 1970-01-05 at midnight, in the rule's zone. A fixed date
+/// (rather than "when the job was added") keeps every node and every restart on
+/// the same grid: `every 2 days` counts from it, `every 2 weeks` counts weeks from
+/// its week, and a weekly rule without weekdays fires on Mondays.
+pub const RECURRENCE_CALENDAR_ANCHOR: jiff::civil::DateTime =
+    jiff::civil::date(1970, 1, 5).at(0, 0, 0, 0);
 
 #[derive(Serialize, Deserialize, Default)]
 struct TriggerSpecJson {
@@ -73,14 +94,21 @@ struct TriggerSpecJson {
     tz: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     after_job: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recurrence: Option<Vec<Recurrence>>,
 }
 
 /// A trigger compiled for evaluation (the cron parsed, the zone resolved).
 #[derive(Clone, Debug)]
 pub(crate) enum Schedule {
     Once(Timestamp),
-    Interval { every_ns: i128, anchor: Timestamp },
+    Interval {
+        every_ns: i128,
+        anchor: Timestamp,
+    },
     Cron(Box<myrmex_cron::Cron>, TimeZone),
+    /// A resolved recurrence, or a union of several.
+    Recurrence(Box<TriggerSpec>),
     None,
 }
 
@@ -103,6 +131,84 @@ impl Trigger {
         }
     }
 
+    /// A recurrence trigger firing at the union of `rules`. What a rule leaves open
+    /// is pinned so that the occurrences do not depend on when or where the job
+    /// was written: no zone means UTC; no start means the Unix epoch for elapsed
+    /// units (seconds, minutes, hours: the same grid as [`Trigger::every`]) and
+    /// [`RECURRENCE_CALENDAR_ANCHOR`] for days and weeks.
+    ///
+    /// ```
+    /// use jiff::civil::time;
+    /// use jiff::tz::TimeZone;
+    /// use myrmex_postgres::{Recurrence, Trigger};
+    ///
+    /// // Every day at 02:30 in Berlin.
+    /// let t = Trigger::recurrence([Recurrence::every(1)
+    ///     .days()
+    ///     .at(time(2, 30, 0, 0))
+    ///     .in_zone(TimeZone::get("Europe/Berlin").unwrap())]);
+    /// let Trigger::Recurrence { rules } = &t else { unreachable!() };
+    /// assert!(rules[0].start.is_some());
+    /// ```
+    #[must_use]
+    pub fn recurrence(rules: impl IntoIterator<Item = Recurrence>) -> Trigger {
+        Trigger::Recurrence {
+            rules: rules
+                .into_iter()
+                .map(|mut r| {
+                    let tz = r.tz.get_or_insert(TimeZone::UTC).clone();
+                    if r.start.is_none() {
+                        let elapsed = matches!(
+                            r.unit,
+                            myrmex_core::RecurrenceUnit::Seconds
+                                | myrmex_core::RecurrenceUnit::Minutes
+                                | myrmex_core::RecurrenceUnit::Hours
+                        );
+                        r.start = Some(if elapsed {
+                            Timestamp::UNIX_EPOCH.to_zoned(tz).datetime()
+                        } else {
+                            RECURRENCE_CALENDAR_ANCHOR
+                        });
+                    }
+                    r
+                })
+                .collect(),
+        }
+    }
+
+    /// The first `n` occurrences at or after `from`, exactly as the cluster
+    /// materializes them (a new job's watermark is the first occurrence at or after
+    /// its start; each next one is the first strictly after the previous). `Manual`
+    /// and `After` triggers have none.
+    ///
+    /// ```
+    /// use jiff::{SignedDuration, Timestamp};
+    /// use myrmex_postgres::Trigger;
+    ///
+    /// let t = Trigger::every(SignedDuration::from_secs(60));
+    /// let from: Timestamp = "2026-01-01T00:00:30Z".parse().unwrap();
+    /// let fires = t.upcoming("report", from, 2).unwrap();
+    /// assert_eq!(fires[0].to_string(), "2026-01-01T00:01:00Z");
+    /// assert_eq!(fires[1].to_string(), "2026-01-01T00:02:00Z");
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidTrigger`], [`Error::Cron`] or [`Error::TimeZone`] for a
+    /// trigger the cluster could not evaluate either; `job` names it.
+    pub fn upcoming(&self, job: &str, from: Timestamp, n: usize) -> Result<Vec<Timestamp>> {
+        let schedule = self.compile(job)?;
+        let mut out = Vec::new();
+        let mut t = schedule.initial_watermark(from);
+        while let Some(x) = t {
+            if out.len() >= n {
+                break;
+            }
+            out.push(x);
+            t = schedule.next_after(x);
+        }
+        Ok(out)
+    }
+
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Trigger::Once { .. } => "once",
@@ -110,6 +216,7 @@ impl Trigger {
             Trigger::Cron { .. } => "cron",
             Trigger::Manual => "manual",
             Trigger::After { .. } => "after",
+            Trigger::Recurrence { .. } => "recurrence",
         }
     }
 
@@ -131,6 +238,7 @@ impl Trigger {
             }
             Trigger::Manual => {}
             Trigger::After { job } => s.after_job = Some(job.0),
+            Trigger::Recurrence { rules } => s.recurrence = Some(rules.clone()),
         }
         serde_json::to_value(s).unwrap_or_default()
     }
@@ -163,6 +271,9 @@ impl Trigger {
             "after" => Trigger::After {
                 job: JobId(s.after_job.ok_or_else(missing)?),
             },
+            "recurrence" => Trigger::Recurrence {
+                rules: s.recurrence.ok_or_else(missing)?,
+            },
             other => return Err(corrupt(format!("trigger kind {other:?}"))),
         })
     }
@@ -193,6 +304,28 @@ impl Trigger {
                 })?;
                 Schedule::Cron(Box::new(cron), zone)
             }
+            Trigger::Recurrence { rules } => {
+                let invalid = |reason: String| Error::InvalidTrigger {
+                    job: job.to_owned(),
+                    reason,
+                };
+                let spec = match rules.as_slice() {
+                    [] => return Err(invalid("a recurrence needs at least one rule".into())),
+                    [one] => TriggerSpec::Recurrence(one.clone()),
+                    many => TriggerSpec::union(many.iter().cloned().map(TriggerSpec::Recurrence)),
+                };
+                if rules.iter().any(|r| r.start.is_none() || r.tz.is_none()) {
+                    return Err(invalid(
+                        "every recurrence rule needs a start and a zone (use Trigger::recurrence)"
+                            .into(),
+                    ));
+                }
+                // The rules are complete, so resolving only validates them.
+                let spec = spec
+                    .resolve(Timestamp::UNIX_EPOCH, &TimeZone::UTC)
+                    .map_err(|e| invalid(e.to_string()))?;
+                Schedule::Recurrence(Box::new(spec))
+            }
             Trigger::Manual | Trigger::After { .. } => Schedule::None,
         })
     }
@@ -215,6 +348,9 @@ impl Schedule {
                 let before = t.checked_sub(SignedDuration::from_nanos(1)).ok()?;
                 cron.next_timestamp_after(before, tz)
             }
+            Schedule::Recurrence(spec) => {
+                spec.next_after(t.checked_sub(SignedDuration::from_nanos(1)).ok()?)
+            }
             Schedule::None => None,
         }
     }
@@ -227,6 +363,7 @@ impl Schedule {
                 self.first_at_or_after(t.checked_add(SignedDuration::from_nanos(1)).ok()?)
             }
             Schedule::Cron(cron, tz) => cron.next_timestamp_after(t, tz),
+            Schedule::Recurrence(spec) => spec.next_after(t),
             Schedule::None => None,
         }
     }
@@ -613,6 +750,15 @@ mod tests {
             Trigger::cron("0 */5 * * * *", "Europe/Berlin"),
             Trigger::Manual,
             Trigger::After { job: JobId(42) },
+            Trigger::recurrence([
+                myrmex_core::Recurrence::every(2)
+                    .weeks()
+                    .at(jiff::civil::time(9, 30, 0, 0))
+                    .on(&[jiff::civil::Weekday::Tuesday])
+                    .until(jiff::civil::date(2027, 1, 1))
+                    .in_zone(TimeZone::get("Europe/Berlin").unwrap()),
+                myrmex_core::Recurrence::every(90).seconds(),
+            ]),
         ];
         for trigger in cases {
             let back = Trigger::from_row(trigger.kind(), trigger.to_json()).unwrap();

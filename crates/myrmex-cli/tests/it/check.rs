@@ -113,3 +113,61 @@ fn help_documents_the_exit_codes() {
     assert!(text.contains("Exit codes:"), "{text}");
     assert!(text.contains("4  no daemon reachable"), "{text}");
 }
+
+/// The `next:` times `check` printed for the job named `job`.
+fn next_times(text: &str, job: &str) -> Vec<jiff::Timestamp> {
+    text.lines()
+        .skip_while(|l| *l != format!("job {job}"))
+        .skip_while(|l| *l != "  next:")
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .map(|l| l.trim().split(' ').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn with_a_postgres_store_check_prints_the_cluster_grid() {
+    let d = Dir::new();
+    // No database is contacted: `check` only computes.
+    d.write_config(
+        r#"
+[scheduler]
+store = "postgres://nobody@127.0.0.1:1/none"
+zone = "Europe/Berlin"
+
+[[job]]
+name = "seven"
+command = "true"
+every = "7s"
+
+[[job]]
+name = "twice"
+command = "true"
+recurrence = { every = "2 days", at = ["09:00"] }
+"#,
+    );
+    let out = d.run(&["check", "--count", "4"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    // Intervals are on the Unix epoch grid in cluster mode (not "one period after
+    // the daemon starts", as in process).
+    let seven = next_times(&text, "seven");
+    assert_eq!(seven.len(), 4, "{text}");
+    for t in &seven {
+        assert_eq!(t.as_second() % 7, 0, "{t} is not on the epoch grid: {text}");
+        assert_eq!(t.subsec_nanosecond(), 0);
+    }
+    // A two-day recurrence counts days from Monday 1970-01-05, at 09:00 in Berlin.
+    let twice = next_times(&text, "twice");
+    assert_eq!(twice.len(), 4, "{text}");
+    let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+    for t in &twice {
+        let z = t.to_zoned(berlin.clone());
+        assert_eq!((z.hour(), z.minute()), (9, 0), "{text}");
+        let days = jiff::civil::date(1970, 1, 5)
+            .until(z.date())
+            .unwrap()
+            .get_days();
+        assert_eq!(days % 2, 0, "{text}");
+    }
+}

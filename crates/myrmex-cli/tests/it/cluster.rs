@@ -472,3 +472,68 @@ stages = [["a"], ["b", "c"], ["d"]]
     db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .unwrap();
 }
+
+/// The `next:` times `myrmex check` printed for `job`.
+fn check_times(text: &str, job: &str) -> Vec<jiff::Timestamp> {
+    text.lines()
+        .skip_while(|l| *l != format!("job {job}"))
+        .skip_while(|l| *l != "  next:")
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .map(|l| l.trim().split(' ').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn check_prints_the_times_the_cluster_fires_at() {
+    let Some(url) = database_url("check_prints_the_times_the_cluster_fires_at") else {
+        return;
+    };
+    let schema = fresh_schema("clitest_check");
+    let d = Dir::new();
+    // Paused jobs keep the watermark they were created with: the first occurrence
+    // the cluster will fire.
+    d.write_config(&format!(
+        r#"
+[scheduler]
+store = "{url}"
+schema = "{schema}"
+zone = "America/New_York"
+
+[[job]]
+name = "seven"
+every = "7s"
+command = "true"
+paused = true
+
+[[job]]
+name = "five"
+cron = "*/5 * * * * *"
+command = "true"
+paused = true
+"#
+    ));
+    let out = d.run(&["check", "--count", "10"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut daemon = d.start();
+    daemon.wait_for("start", |v| v["message"] == "daemon started");
+    let mut db = sql(&url, &schema);
+    for job in ["seven", "five"] {
+        let printed = check_times(&text, job);
+        assert_eq!(printed.len(), 10, "{text}");
+        let watermark: jiff::Timestamp = db
+            .query_one(
+                "SELECT next_fire_at FROM sched_job WHERE name = $1",
+                &[&job],
+            )
+            .unwrap()
+            .get(0);
+        assert!(
+            printed.contains(&watermark),
+            "{job}: the cluster's first occurrence {watermark} is not among the times check printed: {text}"
+        );
+    }
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0);
+}

@@ -10,4 +10,5 @@ mod misfire;
 mod pipeline;
 mod protocol;
 mod races;
+mod recurrence;
 mod schema;
