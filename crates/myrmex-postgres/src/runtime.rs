@@ -49,6 +49,14 @@ pub struct NodeConfig {
     pub hostname: String,
     /// Version recorded in `sched_node`.
     pub version: String,
+    /// How long a handler may run on after its job's `timeout` before the attempt
+    /// is recorded as timed out without it. At the timeout the handler's
+    /// [`RunContext::still_owned`] turns false and [`RunContext::timed_out`] true;
+    /// a handler that returns within the grace has its attempt recorded as timed
+    /// out then; one that does not keeps its worker busy, but its attempt is
+    /// recorded as timed out (and retried per the job's policy) at the end of
+    /// the grace, and whatever it returns later is dropped.
+    pub timeout_grace: Duration,
 }
 
 impl NodeConfig {
@@ -66,6 +74,7 @@ impl NodeConfig {
             listen: true,
             hostname: hostname(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            timeout_grace: Duration::from_secs(5),
         }
     }
 }
@@ -85,6 +94,40 @@ struct Lease {
     /// When the last renewal (or the claim) was sent.
     renewed_at: Mutex<Instant>,
     lost: AtomicBool,
+    /// The job's timeout: when the attempt must stop, and its length.
+    deadline: Option<(Instant, Duration)>,
+    /// Set by whoever records the attempt's end first (its worker, or the
+    /// heartbeat thread at the timeout's grace): the other one writes nothing.
+    settled: AtomicBool,
+}
+
+impl Lease {
+    fn new(run: &ClaimedRun, margin: Duration) -> Lease {
+        Lease {
+            trusted_until: Mutex::new(run.claimed_at + run.lease_ttl - margin),
+            renewed_at: Mutex::new(run.claimed_at),
+            lost: AtomicBool::new(false),
+            deadline: run.timeout.map(|t| (run.claimed_at + t, t)),
+            settled: AtomicBool::new(false),
+        }
+    }
+
+    fn timed_out(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|(d, _)| now >= d)
+    }
+}
+
+/// The error recorded for an attempt that ran past its job's timeout.
+fn timeout_error(timeout: Duration, handler: Option<&str>) -> String {
+    let mut msg = format!(
+        "timed out after {:#}",
+        jiff::SignedDuration::try_from(timeout).unwrap_or_default()
+    );
+    if let Some(h) = handler {
+        msg.push_str(": ");
+        msg.push_str(h);
+    }
+    msg
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -133,7 +176,26 @@ impl RunContext {
     /// Call it just before an irreversible external step.
     #[must_use]
     pub fn still_owned(&self) -> bool {
-        !self.lease.lost.load(Ordering::SeqCst) && Instant::now() < *lock(&self.lease.trusted_until)
+        let now = Instant::now();
+        !self.lease.lost.load(Ordering::SeqCst)
+            && now < *lock(&self.lease.trusted_until)
+            && !self.lease.timed_out(now)
+    }
+
+    /// Whether the job's `timeout` has passed for this attempt (measured on the
+    /// monotonic clock from just before the claim): stop and return. The attempt
+    /// is recorded as failed ("timed out after …") and retried per the job's
+    /// policy, whatever the handler returns.
+    #[must_use]
+    pub fn timed_out(&self) -> bool {
+        self.lease.timed_out(Instant::now())
+    }
+
+    /// The monotonic instant at which this attempt times out, if its job has a
+    /// timeout.
+    #[must_use]
+    pub fn deadline(&self) -> Option<Instant> {
+        self.lease.deadline.map(|(d, _)| d)
     }
 
     /// Registers a write to run inside the completion transaction, after the fence
@@ -387,11 +449,7 @@ fn scheduler_loop(
                     busy = runs.len() == free;
                     for run in runs {
                         let margin = cfg.trust_margin.min(run.lease_ttl / 4);
-                        let lease = Arc::new(Lease {
-                            trusted_until: Mutex::new(run.claimed_at + run.lease_ttl - margin),
-                            renewed_at: Mutex::new(run.claimed_at),
-                            lost: AtomicBool::new(false),
-                        });
+                        let lease = Arc::new(Lease::new(&run, margin));
                         lock(&shared.inflight)
                             .insert(run.run, (run.attempt, run.lease_ttl, lease.clone()));
                         if work.send((run, lease)).is_err() {
@@ -515,6 +573,43 @@ fn heartbeat_loop(shared: &Shared) {
             workers_gone_at.get_or_insert_with(Instant::now);
         }
         let started = Instant::now();
+        let overdue: Vec<(RunId, i32, Duration)> = snapshot
+            .iter()
+            .filter_map(|(run, attempt, _, lease)| {
+                let (deadline, timeout) = lease.deadline?;
+                (started >= deadline + cfg.timeout_grace && !lease.settled.load(Ordering::SeqCst))
+                    .then_some((*run, *attempt, timeout))
+            })
+            .collect();
+        for (run, attempt, timeout) in overdue {
+            let Some((_, _, _, lease)) = snapshot.iter().find(|(r, ..)| *r == run) else {
+                continue;
+            };
+            let Some(store) = session.get() else { break };
+            if lease.settled.swap(true, Ordering::SeqCst) {
+                continue;
+            }
+            let msg = format!(
+                "{}; the handler did not stop within the {:#} grace",
+                timeout_error(timeout, None),
+                jiff::SignedDuration::try_from(cfg.timeout_grace).unwrap_or_default()
+            );
+            lease.lost.store(true, Ordering::SeqCst);
+            match store.fail(run, attempt, &msg) {
+                Ok(Completion::Committed) => {
+                    tracing::warn!(run = run.0, attempt, "{msg}");
+                    shared.completed.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok(Completion::Fenced) => {
+                    shared.fenced.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(e) => {
+                    // Let the next round try again.
+                    lease.settled.store(false, Ordering::SeqCst);
+                    session.failed("recording a timeout", &e);
+                }
+            }
+        }
         if let Some(store) = session.get() {
             if !registered {
                 registered = store
@@ -549,7 +644,13 @@ fn heartbeat_loop(shared: &Shared) {
         loop {
             let runs_due = lock(&shared.inflight)
                 .values()
-                .map(|(_, ttl, lease)| *lock(&lease.renewed_at) + *ttl / 3)
+                .flat_map(|(_, ttl, lease)| {
+                    let timeout = lease
+                        .deadline
+                        .filter(|_| !lease.settled.load(Ordering::SeqCst))
+                        .map(|(d, _)| d + cfg.timeout_grace);
+                    std::iter::once(*lock(&lease.renewed_at) + *ttl / 3).chain(timeout)
+                })
                 .min();
             let due = runs_due.map_or(node_due, |d| d.min(node_due));
             let now = Instant::now();
@@ -600,6 +701,7 @@ fn execute(
     handlers: &HashMap<String, Handler>,
 ) {
     let (id, attempt) = (run.run, run.attempt);
+    let lease_view = lease.clone();
     let mut ctx = RunContext {
         run,
         lease,
@@ -621,6 +723,17 @@ fn execute(
                 },
             }),
         },
+    };
+    if lease_view.settled.swap(true, Ordering::SeqCst) {
+        // The heartbeat thread already recorded this attempt as timed out.
+        return;
+    }
+    let outcome = match (lease_view.deadline, outcome) {
+        (Some((deadline, timeout)), outcome) if Instant::now() >= deadline => Err(timeout_error(
+            timeout,
+            outcome.as_ref().err().map(String::as_str),
+        )),
+        (_, outcome) => outcome,
     };
     // Retry the fenced write across lost sessions: the work is done, and the fence
     // decides whether it still counts.

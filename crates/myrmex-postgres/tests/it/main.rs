@@ -7,6 +7,7 @@ mod common;
 mod conformance;
 mod dst;
 mod misfire;
+mod node;
 mod pipeline;
 mod protocol;
 mod races;
