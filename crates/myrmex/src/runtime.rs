@@ -27,6 +27,12 @@ const JUMP_TOLERANCE: SignedDuration = SignedDuration::from_millis(100);
 /// How many attempts are handed to the pool at once during a burst.
 const DISPATCH_BATCH: usize = 16;
 
+/// How many due-queue entries are turned into attempts before the scheduler
+/// thread looks at its messages again during a burst: attempts that already
+/// ended are recorded (and their run slots reused) while the rest of the burst
+/// is dispatched, so a burst's working set stays small.
+const POLL_CHUNK: usize = 256;
+
 /// A reply channel for a call that waits.
 pub(crate) type Reply<T> = Option<SyncSender<Result<T, SchedulerError>>>;
 
@@ -211,8 +217,14 @@ impl Runtime {
                 continue;
             }
             if self.started {
-                self.core.poll(now, &mut self.actions);
+                let more = self.core.poll_bounded(now, &mut self.actions, POLL_CHUNK);
                 self.apply(now);
+                if more {
+                    while let Ok(m) = self.rx.try_recv() {
+                        self.handle(m);
+                    }
+                    continue;
+                }
             }
             let next = if self.started {
                 self.core.next_wake()
@@ -585,7 +597,9 @@ impl Runtime {
                         "run failed"
                     ),
                 }
-                if let Some(w) = self.waiters.remove(&r.run) {
+                if !self.waiters.is_empty()
+                    && let Some(w) = self.waiters.remove(&r.run)
+                {
                     let _ = w.send(Ok(r.clone()));
                 }
                 j.run_finished(r)
