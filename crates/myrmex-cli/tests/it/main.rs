@@ -2,6 +2,7 @@
 
 mod check;
 mod cluster;
+mod cluster_chaos;
 mod cron;
 mod daemon;
 mod util;

@@ -124,6 +124,45 @@ impl Daemon {
         }
     }
 
+    /// Like [`Daemon::wait_for`], but returns an error with the log instead of
+    /// panicking when `timeout` passes or the daemon exits first (for callers that
+    /// must clean up or retry).
+    pub fn try_wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(&serde_json::Value) -> bool,
+    ) -> Result<serde_json::Value, String> {
+        let end = Instant::now() + timeout;
+        loop {
+            match self
+                .lines
+                .recv_timeout(end.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    let v: serde_json::Value = serde_json::from_str(&line)
+                        .unwrap_or_else(|_| serde_json::json!({ "raw": line }));
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return Ok(v);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "timed out waiting for {what}; log:\n{}",
+                        self.log()
+                    ));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(format!(
+                        "the daemon exited while waiting for {what}; log:\n{}",
+                        self.log()
+                    ));
+                }
+            }
+        }
+    }
+
     /// Sends `sig` (e.g. `"TERM"`) to the daemon.
     pub fn signal(&self, sig: &str) {
         let st = Command::new("kill")
@@ -184,4 +223,32 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < end, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The PostgreSQL URL of the cluster tests, or `None` after printing why `test` is
+/// skipped.
+pub fn postgres_url(test: &str) -> Option<String> {
+    match std::env::var("MYRMEX_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            // Straight to the process's stderr: the harness captures `eprintln!`, and
+            // a skip must show in a passing run.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: MYRMEX_TEST_POSTGRES_URL is not set (CI sets it via .ci/postgres.sh; \
+                 locally: `source .ci/postgres.sh`)"
+            );
+            None
+        }
+    }
+}
+
+/// A schema name no other test run uses.
+pub fn unique_schema(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}_{}_{nanos}", std::process::id())
 }

@@ -1,7 +1,7 @@
 //! The chaos test (design §9.1): three node processes on one database, a mixed
 //! workload, SIGKILL/SIGSTOP/terminated sessions, then the invariants I1-I8 in SQL.
 //!
-//! Duration: `MYRMEX_CHAOS_SECS` (default 120 s when `CI` is set, 30 s otherwise).
+//! Duration: `MYRMEX_CHAOS_SECS` (default 60 s when `CI` is set, 30 s otherwise).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -230,7 +230,7 @@ fn chaos_three_nodes_keep_every_invariant() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(if std::env::var_os("CI").is_some() {
-            120
+            60
         } else {
             30
         });
