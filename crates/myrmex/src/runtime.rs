@@ -27,6 +27,9 @@ const JUMP_TOLERANCE: SignedDuration = SignedDuration::from_millis(100);
 /// How many attempts are handed to the pool at once during a burst.
 const DISPATCH_BATCH: usize = 16;
 
+/// How many tokens of finished runs are kept for reuse.
+const SPARE_TOKENS: usize = 1024;
+
 /// How many due-queue entries are turned into attempts before the scheduler
 /// thread looks at its messages again during a burst: attempts that already
 /// ended are recorded (and their run slots reused) while the rest of the burst
@@ -130,6 +133,8 @@ pub(crate) struct Runtime {
     tasks: Vec<Task>,
     /// The buffer attempt ends are swapped into (kept to reuse its capacity).
     done: Vec<Done>,
+    /// Tokens of finished runs nobody else holds, reused for new runs.
+    spare_tokens: Vec<CancellationToken>,
     shutdown: Option<(Instant, Reply<()>)>,
 }
 
@@ -175,6 +180,7 @@ impl Runtime {
             actions: Vec::new(),
             tasks: Vec::new(),
             done: Vec::new(),
+            spare_tokens: Vec::new(),
             shutdown: None,
         }
     }
@@ -464,8 +470,11 @@ impl Runtime {
             self.executing = self.executing.saturating_sub(1);
             if let Some(slot) = self.runs.get_mut(run.index())
                 && slot.as_ref().is_some_and(|s| s.run == run)
+                && let Some(RunSide { mut token, .. }) = slot.take()
+                && self.spare_tokens.len() < SPARE_TOKENS
+                && token.renew_if_unique()
             {
-                *slot = None;
+                self.spare_tokens.push(token);
             }
             if let Err(e) = self
                 .core
@@ -535,7 +544,7 @@ impl Runtime {
         {
             tracing::error!(job = %s.job, error = %e, "journal: attempt_started failed");
         }
-        let token = CancellationToken::new();
+        let token = self.spare_tokens.pop().unwrap_or_default();
         let idx = s.run.index();
         if self.runs.len() <= idx {
             self.runs.resize_with(idx + 1, || None);

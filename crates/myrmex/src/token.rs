@@ -45,6 +45,19 @@ impl CancellationToken {
         CancellationToken::default()
     }
 
+    /// Makes the token new again (not cancelled) if no other clone of it
+    /// exists; returns whether it did. The scheduler thread reuses the tokens
+    /// of finished runs this way instead of allocating one per run.
+    pub(crate) fn renew_if_unique(&mut self) -> bool {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                *inner.cancelled.get_mut() = false;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Whether the run has been told to stop.
     pub fn is_cancelled(&self) -> bool {
         self.inner.cancelled.load(Ordering::Acquire)

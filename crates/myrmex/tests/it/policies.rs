@@ -299,3 +299,46 @@ fn an_occurrence_the_journal_refuses_does_not_run() {
     );
     scheduler.shutdown(Duration::from_secs(10)).unwrap();
 }
+
+/// Tokens of finished runs are reused, so: a reused token starts uncancelled,
+/// and a token a handler kept a clone of is never handed to another run.
+#[test]
+fn a_run_never_sees_another_runs_token() {
+    let env = env(1);
+    let (tokens_tx, tokens) = std::sync::mpsc::channel();
+    env.scheduler
+        .schedule(
+            JobSpec::new(TriggerSpec::once(t(T0))).timeout(SignedDuration::from_secs(30)),
+            |ctx| {
+                ctx.cancellation().wait();
+                Err("stopped".into())
+            },
+        )
+        .unwrap();
+    wait_for(&env.events, "start", |e| {
+        matches!(e, Event::RunStarted { .. })
+    });
+    env.clock.advance(Duration::from_secs(30));
+    wait_for(&env.events, "timed out", |e| {
+        matches!(e, Event::RunTimedOut(_))
+    });
+    for k in 1..=2u64 {
+        let tx = tokens_tx.clone();
+        env.scheduler
+            .schedule(
+                TriggerSpec::once(t(T0) + SignedDuration::from_secs(30 + k as i64)),
+                move |ctx| {
+                    let _ = tx.send((ctx.is_cancelled(), ctx.cancellation().clone()));
+                    Ok(())
+                },
+            )
+            .unwrap();
+        env.clock.advance(Duration::from_secs(1));
+        wait_for(&env.events, "success", succeeded);
+    }
+    let (b_cancelled, b_token) = tokens.recv().unwrap();
+    let (c_cancelled, c_token) = tokens.recv().unwrap();
+    assert!(!b_cancelled && !c_cancelled);
+    b_token.cancel();
+    assert!(!c_token.is_cancelled());
+}
