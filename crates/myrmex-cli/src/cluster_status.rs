@@ -1,6 +1,7 @@
 //! `myrmex status` and `myrmex history [JOB]` on a PostgreSQL store: the nodes of
-//! the cluster, which node runs what, each job's next fire and last run, and the
-//! attempts recorded by every node (read-only queries on the cluster's tables); and
+//! the cluster (alive or stale), which node runs what, each job's next fire and
+//! last run, and the attempts recorded by every node, including runs moved to the
+//! history table by the retention (read-only queries on the cluster's tables); and
 //! `trigger`, `pause` and `resume`, which act on the database, not on one daemon.
 
 use anyhow::Context;
@@ -23,6 +24,12 @@ struct NodeRow {
     heartbeat_at: Timestamp,
     /// Seconds since the last heartbeat, on the database's clock.
     heartbeat_age_s: f64,
+    /// `alive`, or `stale` when the last heartbeat is older than the node's
+    /// `stale_after_s` (three heartbeat periods): the process is gone or frozen.
+    /// Stale rows without leases are deleted by the other nodes after a day.
+    state: &'static str,
+    /// How long the node may go without a heartbeat before it is stale.
+    stale_after_s: f64,
     running: Vec<RunningRow>,
 }
 
@@ -113,15 +120,16 @@ pub fn status(config: &Config, url: &str, format: Format) -> u8 {
         }
         Format::Table => {
             println!(
-                "NODE                                  HOST            PID      HEARTBEAT                       AGE     RUNNING"
+                "NODE                                  HOST            PID      STATE  HEARTBEAT                       AGE     RUNNING"
             );
             for n in &nodes {
                 let running: Vec<String> = n.running.iter().map(|r| r.run_id.clone()).collect();
                 println!(
-                    "{:<37} {:<15} {:<8} {:<31} {:<7} {}",
+                    "{:<37} {:<15} {:<8} {:<6} {:<31} {:<7} {}",
                     n.node_id,
                     n.hostname,
                     n.pid,
+                    n.state,
                     n.heartbeat_at.to_string(),
                     format!("{:.1}s", n.heartbeat_age_s),
                     if running.is_empty() {
@@ -176,6 +184,8 @@ fn read_status(store: &mut PgStore) -> anyhow::Result<(Vec<NodeRow>, Vec<JobRow>
                 })
                 .collect(),
             heartbeat_age_s: now.duration_since(n.heartbeat_at).as_secs_f64(),
+            state: if n.stale { "stale" } else { "alive" },
+            stale_after_s: n.stale_after.as_secs_f64(),
             node_id: n.node_id,
             hostname: n.hostname,
             pid: n.pid,
@@ -192,9 +202,16 @@ fn read_status(store: &mut PgStore) -> anyhow::Result<(Vec<NodeRow>, Vec<JobRow>
                        WHERE r.job_id = j.id AND r.state IN ('pending','blocked') AND r.attempt = 0)) END,
                     l.scheduled_at, l.state, l.attempt, l.finished_at, a.node_id
              FROM sched_job j
-             LEFT JOIN LATERAL (SELECT r.id, r.scheduled_at, r.state, r.attempt, r.finished_at FROM sched_run r
-                                WHERE r.job_id = j.id AND (r.attempt > 0 OR r.finished_at IS NOT NULL)
-                                ORDER BY r.scheduled_at DESC, r.id DESC LIMIT 1) l ON true
+             LEFT JOIN LATERAL (SELECT * FROM (
+                                  SELECT r.id, r.scheduled_at, r.state, r.attempt, r.finished_at FROM sched_run r
+                                  WHERE r.job_id = j.id AND (r.attempt > 0 OR r.finished_at IS NOT NULL)
+                                  ORDER BY r.scheduled_at DESC, r.id DESC LIMIT 1) hot
+                                UNION ALL
+                                SELECT * FROM (
+                                  SELECT h.id, h.scheduled_at, h.state, h.attempt, h.finished_at
+                                  FROM sched_run_history h WHERE h.job_id = j.id
+                                  ORDER BY h.scheduled_at DESC, h.id DESC LIMIT 1) old
+                                ORDER BY scheduled_at DESC, id DESC LIMIT 1) l ON true
              LEFT JOIN sched_attempt a ON a.run_id = l.id AND a.attempt = l.attempt
              ORDER BY j.name",
             &[],
@@ -232,7 +249,11 @@ pub fn history(config: &Config, url: &str, job: Option<&str>, limit: usize, form
         "SELECT * FROM (
            SELECT j.name, j.id, r.scheduled_at, r.stage, a.attempt, a.node_id, a.started_at, a.finished_at,
                   a.outcome, a.error, r.state
-           FROM sched_attempt a JOIN sched_run r ON r.id = a.run_id JOIN sched_job j ON j.id = r.job_id
+           FROM sched_attempt a
+           JOIN (SELECT id, job_id, scheduled_at, stage, state FROM sched_run
+                 UNION ALL SELECT id, job_id, scheduled_at, stage, state FROM sched_run_history) r
+             ON r.id = a.run_id
+           JOIN sched_job j ON j.id = r.job_id
            WHERE $1::text IS NULL OR j.name = $1
            ORDER BY a.started_at DESC, a.run_id DESC, a.attempt DESC LIMIT $2) h
          ORDER BY started_at, scheduled_at, attempt",

@@ -57,6 +57,30 @@ pub struct NodeConfig {
     /// recorded as timed out (and retried per the job's policy) at the end of
     /// the grace, and whatever it returns later is dropped.
     pub timeout_grace: Duration,
+    /// How often the node does its maintenance: archiving old terminal runs and
+    /// forgetting long-gone nodes (± 20 % jitter; every node does it, `SKIP
+    /// LOCKED` keeps them apart).
+    pub maintenance_every: Duration,
+    /// Terminal runs that ended longer ago than this (database clock) move from
+    /// `sched_run` to `sched_run_history` once every run waiting on them has
+    /// ended ([`PgStore::archive_runs`]). Default 7 days.
+    pub retention: Duration,
+    /// The most runs one archive statement moves; a maintenance pass runs up to
+    /// ten of them.
+    pub retention_batch: usize,
+    /// Rows of nodes whose last heartbeat is older than this (database clock) and
+    /// that hold no lease are deleted from `sched_node` ([`PgStore::forget_nodes`]).
+    /// Default 24 hours. Until then, `status` shows them as stale.
+    pub forget_nodes_after: Duration,
+}
+
+impl NodeConfig {
+    /// How long this node may go without a heartbeat before it counts as stale:
+    /// three heartbeat periods.
+    #[must_use]
+    pub fn stale_after(&self) -> Duration {
+        self.heartbeat * 3
+    }
 }
 
 impl NodeConfig {
@@ -75,6 +99,10 @@ impl NodeConfig {
             hostname: hostname(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             timeout_grace: Duration::from_secs(5),
+            maintenance_every: Duration::from_secs(60),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            retention_batch: 1000,
+            forget_nodes_after: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -262,7 +290,12 @@ impl Node {
     /// Connection, migration or registration errors of the first session.
     pub fn start(config: NodeConfig, handlers: HashMap<String, Handler>) -> Result<Node> {
         let mut store = PgStore::connect(&config.options)?;
-        store.register_node(&config.hostname, std::process::id(), &config.version)?;
+        store.register_node_with(
+            &config.hostname,
+            std::process::id(),
+            &config.version,
+            config.stale_after(),
+        )?;
         let node_id = store.node_id().to_owned();
         let mut options = config.options.clone();
         options.node_id = Some(node_id.clone());
@@ -425,10 +458,19 @@ fn scheduler_loop(
     };
     let mut seed = u64::from(std::process::id()) << 20 | 0x9e37_79b9;
     let mut next_materialize = Instant::now();
+    let mut next_maintenance = Instant::now() + jitter(cfg.maintenance_every, &mut seed);
     let mut base = (Instant::now(), Timestamp::now());
     while !shared.stop.load(Ordering::SeqCst) {
         let Some(store) = session.get() else { continue };
         let now = Instant::now();
+        if now >= next_maintenance {
+            next_maintenance = now + jitter(cfg.maintenance_every, &mut seed);
+            if let Err(e) = maintain(store, cfg) {
+                session.failed("maintenance", &e);
+                continue;
+            }
+        }
+        let Some(store) = session.get() else { continue };
         if now >= next_materialize {
             match store.materialize(cfg.lookahead) {
                 // A full batch means more jobs are due: go again right away.
@@ -504,6 +546,25 @@ fn scheduler_loop(
             }
         }
     }
+}
+
+/// The periodic housekeeping of a node: terminal runs past the retention move to
+/// the history table (a bounded number of batches per pass, the rest next time),
+/// and long-gone nodes without leases are forgotten.
+fn maintain(store: &mut PgStore, cfg: &NodeConfig) -> Result<()> {
+    let mut moved = 0;
+    for _ in 0..10 {
+        let n = store.archive_runs(cfg.retention, cfg.retention_batch)?;
+        moved += n;
+        if n < cfg.retention_batch as u64 {
+            break;
+        }
+    }
+    let forgotten = store.forget_nodes(cfg.forget_nodes_after)?;
+    if moved > 0 || forgotten > 0 {
+        tracing::info!(archived = moved, forgotten_nodes = forgotten, "maintenance");
+    }
+    Ok(())
 }
 
 fn listen_loop(shared: &Shared, events: &Sender<Event>) {
@@ -613,7 +674,12 @@ fn heartbeat_loop(shared: &Shared) {
         if let Some(store) = session.get() {
             if !registered {
                 registered = store
-                    .register_node(&cfg.hostname, std::process::id(), &cfg.version)
+                    .register_node_with(
+                        &cfg.hostname,
+                        std::process::id(),
+                        &cfg.version,
+                        cfg.stale_after(),
+                    )
                     .is_ok();
             }
             let pairs: Vec<(RunId, i32)> = snapshot.iter().map(|(r, a, _, _)| (*r, *a)).collect();

@@ -201,6 +201,10 @@ pub struct EditOutcome {
 /// backlog continues on the next pass.
 const MAX_OCCURRENCES_PER_PASS: usize = 10_000;
 
+/// How long a node registered without `stale_after_ms` (by an older build) may go
+/// without a heartbeat before it is reported stale.
+const DEFAULT_STALE_AFTER_MS: i64 = 30_000;
+
 /// The most jobs one materialization pass locks.
 pub(crate) const MATERIALIZE_BATCH: usize = 100;
 
@@ -372,7 +376,38 @@ impl PgStore {
         Ok(())
     }
 
-    /// The nodes, with how many runs each holds.
+    /// Registers (or refreshes) this node like [`PgStore::register_node`], and
+    /// records how long it may go without a heartbeat before [`PgStore::nodes`]
+    /// reports it stale (a [`crate::Node`] uses three heartbeat periods).
+    ///
+    /// # Errors
+    /// [`Error::Db`] when the statement fails.
+    pub fn register_node_with(
+        &mut self,
+        hostname: &str,
+        pid: u32,
+        version: &str,
+        stale_after: Duration,
+    ) -> Result<()> {
+        self.client
+            .execute(
+                "INSERT INTO sched_node (node_id, hostname, pid, version, stale_after_ms) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (node_id) DO UPDATE SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid,
+                   version = EXCLUDED.version, stale_after_ms = EXCLUDED.stale_after_ms, heartbeat_at = now()",
+                &[
+                    &self.node_id,
+                    &hostname,
+                    &(pid as i32),
+                    &version,
+                    &(stale_after.as_millis() as i64),
+                ],
+            )
+            .map_err(db("register the node"))?;
+        Ok(())
+    }
+
+    /// The nodes, with how many runs each holds and whether each is stale (no
+    /// heartbeat for longer than its `stale_after`, on the database's clock).
     ///
     /// # Errors
     /// [`Error::Db`] when the statement fails.
@@ -380,9 +415,13 @@ impl PgStore {
         let rows = self
             .client
             .query(
-                "SELECT n.node_id, n.hostname, n.pid, n.started_at, n.heartbeat_at, n.version,
-                        (SELECT count(*) FROM sched_run r WHERE r.state = 'running' AND r.lease_owner = n.node_id)
-                 FROM sched_node n ORDER BY n.started_at, n.node_id",
+                &format!(
+                    "SELECT n.node_id, n.hostname, n.pid, n.started_at, n.heartbeat_at, n.version,
+                        (SELECT count(*) FROM sched_run r WHERE r.state = 'running' AND r.lease_owner = n.node_id),
+                        coalesce(n.stale_after_ms, {DEFAULT_STALE_AFTER_MS}),
+                        n.heartbeat_at < now() - coalesce(n.stale_after_ms, {DEFAULT_STALE_AFTER_MS}) * interval '1 ms'
+                     FROM sched_node n ORDER BY n.started_at, n.node_id"
+                ),
                 &[],
             )
             .map_err(db("list the nodes"))?;
@@ -396,8 +435,29 @@ impl PgStore {
                 heartbeat_at: r.get(4),
                 version: r.get(5),
                 running: r.get(6),
+                stale_after: Duration::from_millis(r.get::<_, i64>(7).max(0) as u64),
+                stale: r.get(8),
             })
             .collect())
+    }
+
+    /// Deletes the rows of nodes whose last heartbeat is older than `older_than`
+    /// (database clock) and that hold no lease: long-gone processes, so `status`
+    /// does not list them forever. A node that still holds a lease is kept (its
+    /// runs are rescued when the leases expire; it is forgotten afterwards).
+    /// Returns how many were deleted.
+    ///
+    /// # Errors
+    /// [`Error::Db`] when the statement fails.
+    pub fn forget_nodes(&mut self, older_than: Duration) -> Result<u64> {
+        self.client
+            .execute(
+                "DELETE FROM sched_node n
+                 WHERE n.heartbeat_at < now() - $1::bigint * interval '1 ms' AND n.node_id <> $2
+                   AND NOT EXISTS (SELECT 1 FROM sched_run r WHERE r.state = 'running' AND r.lease_owner = n.node_id)",
+                &[&(older_than.as_millis() as i64), &self.node_id],
+            )
+            .map_err(db("forget old nodes"))
     }
 
     /// The optional fast path for a node known to be dead: expire its leases now so
@@ -784,7 +844,8 @@ impl PgStore {
         Ok(first.and_then(|k| ids.iter().find(|(key, _)| *key == k).map(|(_, id)| *id)))
     }
 
-    /// Runs of a job, oldest occurrence first.
+    /// Runs of a job, oldest occurrence first, including the ones moved to
+    /// `sched_run_history` by [`PgStore::archive_runs`].
     ///
     /// # Errors
     /// [`Error::Db`]; [`Error::Corrupt`] for an unknown state.
@@ -792,12 +853,82 @@ impl PgStore {
         let rows = self
             .client
             .query(
-                "SELECT id, job_id, scheduled_at, stage, origin, state, attempt, pending_deps, lease_owner, def_version
-                 FROM sched_run WHERE job_id = $1 ORDER BY scheduled_at, id",
+                "SELECT * FROM (
+                   SELECT id, job_id, scheduled_at, stage, origin, state, attempt, pending_deps, lease_owner,
+                          def_version
+                   FROM sched_run WHERE job_id = $1
+                   UNION ALL
+                   SELECT id, job_id, scheduled_at, stage, origin, state, attempt, pending_deps, lease_owner,
+                          def_version
+                   FROM sched_run_history WHERE job_id = $1) r
+                 ORDER BY scheduled_at, id",
                 &[&job.0],
             )
             .map_err(db("list runs"))?;
         rows.iter().map(run_info).collect()
+    }
+
+    /// Moves at most `batch` terminal runs that ended more than `retention` ago
+    /// (database clock) from the hot `sched_run` table to `sched_run_history`, and
+    /// returns how many moved. Attempts stay in `sched_attempt`.
+    ///
+    /// A run moves only when every run waiting on it has ended too, and when its
+    /// job's watermark is past it, under a share lock on the job row (taken with
+    /// `SKIP LOCKED`: a job being materialized or edited right now is left for the
+    /// next pass). The materializer refuses any occurrence found in the history,
+    /// so a moved occurrence is never materialized again, even by a stale node or
+    /// after an edit that moves the watermark back. Runs are locked with
+    /// `SKIP LOCKED`, so several nodes archive side by side without waiting.
+    ///
+    /// # Errors
+    /// [`Error::Db`]; the transaction is rolled back and nothing moved.
+    pub fn archive_runs(&mut self, retention: Duration, batch: usize) -> Result<u64> {
+        if batch == 0 {
+            return Ok(0);
+        }
+        let mut tx = self.client.transaction().map_err(db("begin"))?;
+        let candidates: Vec<(i64, i64)> = tx
+            .query(
+                "SELECT r.id, r.job_id FROM sched_run r
+                 WHERE r.state IN ('succeeded','failed','dead','skipped','cancelled')
+                   AND r.finished_at < now() - $1::bigint * interval '1 ms'
+                   AND EXISTS (SELECT 1 FROM sched_job j WHERE j.id = r.job_id
+                               AND (j.next_fire_at IS NULL OR r.scheduled_at < j.next_fire_at))
+                   AND NOT EXISTS (
+                     SELECT 1 FROM sched_run_dep d JOIN sched_run c ON c.id = d.run_id
+                     WHERE d.dep_run_id = r.id
+                       AND c.state NOT IN ('succeeded','failed','dead','skipped','cancelled'))
+                 ORDER BY r.finished_at LIMIT $2 FOR UPDATE OF r SKIP LOCKED",
+                &[&(retention.as_millis() as i64), &(batch as i64)],
+            )
+            .map_err(db("pick runs to archive"))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let mut jobs: Vec<i64> = candidates.iter().map(|(_, j)| *j).collect();
+        jobs.sort_unstable();
+        jobs.dedup();
+        let ids: Vec<i64> = candidates.iter().map(|(r, _)| *r).collect();
+        // The share lock keeps materializers and edits of these jobs out until the
+        // move commits; the watermark is read again under it.
+        let moved = tx
+            .execute(
+                "WITH locked AS (
+                   SELECT id, next_fire_at FROM sched_job WHERE id = ANY($2) ORDER BY id FOR SHARE SKIP LOCKED),
+                 gone AS (
+                   DELETE FROM sched_run r USING locked j
+                   WHERE r.id = ANY($1) AND r.job_id = j.id
+                     AND (j.next_fire_at IS NULL OR r.scheduled_at < j.next_fire_at)
+                   RETURNING r.*)
+                 INSERT INTO sched_run_history SELECT gone.*, now() FROM gone",
+                &[&ids, &jobs],
+            )
+            .map_err(db("archive runs"))?;
+        tx.commit().map_err(db("commit an archive batch"))?;
+        Ok(moved)
     }
 
     /// The runs currently leased, with their owners (for status pages: which node

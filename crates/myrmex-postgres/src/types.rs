@@ -701,6 +701,15 @@ pub struct NodeInfo {
     pub version: String,
     /// How many runs it holds leases on.
     pub running: i64,
+    /// How long it may go without a heartbeat before it counts as stale (three
+    /// heartbeat periods for a [`crate::Node`]; 30 s for rows written by older
+    /// builds).
+    pub stale_after: std::time::Duration,
+    /// Whether its last heartbeat is older than `stale_after` (database clock):
+    /// the process is gone or frozen. Its leases expire on their own; its row is
+    /// deleted by the other nodes' maintenance after
+    /// [`crate::NodeConfig::forget_nodes_after`] once it holds none.
+    pub stale: bool,
 }
 
 #[cfg(test)]

@@ -537,3 +537,72 @@ paused = true
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(), 0);
 }
+
+#[test]
+fn status_marks_stale_nodes_and_history_reads_archived_runs() {
+    let Some(url) = database_url("status_marks_stale_nodes_and_history_reads_archived_runs") else {
+        return;
+    };
+    let schema = fresh_schema("clitest_stale");
+    let (dir, mut daemon) = start_node(&url, &schema);
+    let mut db = sql(&url, &schema);
+    wait_until("two successful runs", || {
+        count(
+            &mut db,
+            "SELECT count(*) FROM sched_run WHERE state = 'succeeded'",
+            &[],
+        ) >= 2
+    });
+    // A node gone an hour ago (its row is kept for a day), and the succeeded runs
+    // moved to the history table as the retention would (terminal runs nothing
+    // waits for, all behind the watermark).
+    db.batch_execute(
+        "INSERT INTO sched_node (node_id, hostname, pid, version, heartbeat_at, stale_after_ms)
+         VALUES ('ghost', 'elsewhere', 1, 'old', now() - interval '1 hour', 30000);
+         WITH gone AS (DELETE FROM sched_run WHERE state = 'succeeded' RETURNING *)
+         INSERT INTO sched_run_history SELECT gone.*, now() FROM gone;",
+    )
+    .unwrap();
+    let archived = count(&mut db, "SELECT count(*) FROM sched_run_history", &[]);
+    assert!(archived >= 2);
+
+    let out = dir.run(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let nodes = status["nodes"].as_array().unwrap();
+    let ghost = nodes.iter().find(|n| n["node_id"] == "ghost").unwrap();
+    assert_eq!(ghost["state"], "stale", "{status}");
+    assert_eq!(ghost["stale_after_s"], 30.0, "{status}");
+    let me = nodes
+        .iter()
+        .find(|n| n["pid"] == i64::from(daemon.child.id()))
+        .unwrap();
+    assert_eq!(me["state"], "alive", "{status}");
+    assert!(
+        status["jobs"][0]["last_run"]["state"].is_string(),
+        "the last run is found among archived runs too: {status}"
+    );
+    let table = stdout(&dir.run(&["status"]));
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("ghost") && l.contains(" stale ")),
+        "{table}"
+    );
+
+    let out = dir.run(&["history", "tick", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let attempts: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let succeeded = attempts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["run_state"] == "succeeded")
+        .count();
+    assert!(
+        succeeded as i64 >= archived,
+        "history lists the archived runs' attempts: {attempts}"
+    );
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(), 0);
+}

@@ -12,4 +12,5 @@ mod pipeline;
 mod protocol;
 mod races;
 mod recurrence;
+mod retention;
 mod schema;
