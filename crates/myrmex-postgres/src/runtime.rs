@@ -473,8 +473,9 @@ fn scheduler_loop(
         let Some(store) = session.get() else { continue };
         if now >= next_materialize {
             match store.materialize(cfg.lookahead) {
-                // A full batch means more jobs are due: go again right away.
-                Ok(r) if r.jobs >= crate::store::MATERIALIZE_BATCH => {}
+                // A full batch means more jobs are due, and a truncated job has
+                // more occurrences due: go again right away.
+                Ok(r) if r.jobs >= crate::store::MATERIALIZE_BATCH || r.truncated > 0 => {}
                 Ok(_) => next_materialize = now + jitter(cfg.tick, &mut seed),
                 Err(e) => {
                     session.failed("materialize", &e);

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result, db};
 
 /// The newest schema version this build creates and understands.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -152,6 +152,11 @@ CREATE INDEX sched_run_history_job ON sched_run_history (job_id, scheduled_at DE
 -- The retention scan: terminal runs by end time.
 CREATE INDEX sched_run_finished ON sched_run (finished_at)
   WHERE state IN ('succeeded','failed','dead','skipped','cancelled');
+",
+    r"
+-- Misfires already fired in a backlog longer than one materialization pass, so the
+-- misfire policy decides over the whole backlog (0 when no backlog is pending).
+ALTER TABLE sched_job ADD COLUMN backlog_fired int NOT NULL DEFAULT 0;
 ",
 ];
 

@@ -120,6 +120,9 @@ pub struct MaterializeReport {
     pub earliest_pending: Option<Timestamp>,
     /// The database's `now()` for this pass.
     pub db_now: Option<Timestamp>,
+    /// Jobs whose due occurrences did not all fit in this pass (10 000 per job):
+    /// the next pass continues where this one stopped.
+    pub truncated: usize,
 }
 
 /// A run this node claimed: everything a worker needs, plus the fencing token.
@@ -198,7 +201,9 @@ pub struct EditOutcome {
 }
 
 /// The largest number of occurrences one job turns into rows in one pass; a longer
-/// backlog continues on the next pass.
+/// backlog continues on the next pass (a [`crate::Node`] goes again at once when
+/// [`MaterializeReport::truncated`] is not zero), with the misfire policy applied over the whole backlog through
+/// `sched_job.backlog_fired`.
 const MAX_OCCURRENCES_PER_PASS: usize = 10_000;
 
 /// How long a node registered without `stale_after_ms` (by an older build) may go
@@ -220,10 +225,15 @@ struct JobRow {
     overlap: OverlapPolicy,
     max_attempts: i32,
     pipeline: bool,
+    /// Misfires fired by earlier passes of a backlog that is still being worked off.
+    backlog_fired: i32,
 }
 
 const JOB_COLUMNS: &str = "id, name, trigger_kind, trigger_spec, def_version, next_fire_at, misfire_policy, \
-     misfire_grace_ms, max_catchup, overlap_policy, max_attempts, pipeline_id IS NOT NULL";
+     misfire_grace_ms, max_catchup, overlap_policy, max_attempts, pipeline_id IS NOT NULL, backlog_fired";
+
+/// The index of the `now()` selected right after [`JOB_COLUMNS`].
+const NOW_COLUMN: usize = 13;
 
 fn job_row(r: &Row) -> Result<JobRow> {
     Ok(JobRow {
@@ -238,6 +248,7 @@ fn job_row(r: &Row) -> Result<JobRow> {
         overlap: OverlapPolicy::parse(r.get(9))?,
         max_attempts: r.get(10),
         pipeline: r.get(11),
+        backlog_fired: r.get(12),
     })
 }
 
@@ -760,13 +771,13 @@ impl PgStore {
                 job: job.to_string(),
             })?;
         let name: String = row.get(1);
-        let now: Timestamp = row.get(12);
+        let now: Timestamp = row.get(NOW_COLUMN);
         let schedule = trigger.compile(&name)?;
         let watermark = schedule.initial_watermark(now);
         let def_version: i64 = tx
             .query_one(
                 "UPDATE sched_job SET trigger_kind = $2, trigger_spec = $3, def_version = def_version + 1,
-                   next_fire_at = $4, updated_at = now() WHERE id = $1 RETURNING def_version",
+                   next_fire_at = $4, backlog_fired = 0, updated_at = now() WHERE id = $1 RETURNING def_version",
                 &[&job.0, &trigger.kind(), &trigger.to_json(), &watermark],
             )
             .map_err(db("update a trigger"))?
@@ -820,7 +831,7 @@ impl PgStore {
                 job: job.to_string(),
             })?;
         let j = job_row(&row)?;
-        let now: Timestamp = row.get(12);
+        let now: Timestamp = row.get(NOW_COLUMN);
         if let Some(key) = request_id {
             // Serialize callers with the same key; the unique column is the backstop.
             tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&key])
@@ -972,7 +983,7 @@ impl PgStore {
             .map_err(db("lock due jobs"))?;
         let mut report = MaterializeReport::default();
         let db_now: Timestamp = match rows.first() {
-            Some(r) => r.get(12),
+            Some(r) => r.get(NOW_COLUMN),
             None => tx
                 .query_one("SELECT now()", &[])
                 .map_err(db("read now()"))?
@@ -1025,7 +1036,7 @@ impl PgStore {
                 job: job.to_string(),
             })?;
         let j = job_row(&row)?;
-        let db_now: Timestamp = row.get(12);
+        let db_now: Timestamp = row.get(NOW_COLUMN);
         let mut report = MaterializeReport {
             jobs: 1,
             db_now: Some(db_now),
@@ -1747,19 +1758,32 @@ fn materialize_job(
         return Ok(());
     }
     let missed = times.iter().take_while(|t| **t < cutoff).count();
+    // A backlog longer than one pass goes on in the next pass: the policy counts
+    // over the whole backlog (fire_all's cap includes what earlier passes fired;
+    // fire_once fires only in the pass holding the newest missed occurrence).
+    let continues = watermark.is_some_and(|w| w < cutoff);
+    let before = usize::try_from(j.backlog_fired).unwrap_or(0);
+    let mut fired_now = 0;
     let mut plan: Vec<(Timestamp, &'static str, bool)> = Vec::with_capacity(times.len());
     for (i, t) in times.iter().enumerate() {
         if i < missed {
             let fire = match j.misfire {
-                MisfirePolicy::FireAll => i < j.max_catchup.max(0) as usize,
-                MisfirePolicy::FireOnce => i + 1 == missed,
+                MisfirePolicy::FireAll => before + i < j.max_catchup.max(0) as usize,
+                MisfirePolicy::FireOnce => i + 1 == missed && !continues,
                 MisfirePolicy::Skip => false,
             };
+            fired_now += usize::from(fire);
             plan.push((*t, "misfire", fire));
         } else {
             plan.push((*t, "schedule", true));
         }
     }
+    let truncated = watermark.is_some_and(|w| w <= horizon);
+    let backlog_fired = if continues {
+        i32::try_from(before + fired_now).unwrap_or(i32::MAX)
+    } else {
+        0
+    };
     let mut sp = tx.transaction().map_err(db("savepoint"))?;
     let stages = if j.pipeline {
         Some(load_stages(&mut sp, j.id)?)
@@ -1787,9 +1811,10 @@ fn materialize_job(
     let last = times.last().copied();
     let moved = sp
         .execute(
-            "UPDATE sched_job SET next_fire_at = $2, last_fired_at = $3, updated_at = now()
+            "UPDATE sched_job SET next_fire_at = $2, last_fired_at = $3, backlog_fired = $5,
+               updated_at = now()
              WHERE id = $1 AND next_fire_at = $4",
-            &[&j.id.0, &watermark, &last, &seen],
+            &[&j.id.0, &watermark, &last, &seen, &backlog_fired],
         )
         .map_err(db("move a watermark"))?;
     if moved != 1 {
@@ -1801,6 +1826,7 @@ fn materialize_job(
     }
     sp.commit().map_err(db("release a savepoint"))?;
     report.conflicts += conflicts;
+    report.truncated += usize::from(truncated);
     for r in &runs {
         let written = ids.iter().any(|((t, s), _)| *t == r.t && *s == r.stage);
         if !written {

@@ -105,3 +105,100 @@ fn skip_records_every_missed_occurrence_as_skipped() {
     assert_eq!(skipped, missed);
     assert_eq!(scheduled, on_time);
 }
+
+/// A 10 ms job whose watermark is 250 s behind (19 000 missed occurrences): a
+/// backlog longer than one pass
+/// materializes (10 000 occurrences per job per pass). Returns the runs after
+/// every pass it took and the number of passes.
+fn long_backlog(
+    test: &str,
+    policy: MisfirePolicy,
+    max_catchup: u32,
+) -> Option<(Vec<RunInfo>, usize)> {
+    let t = db(test)?;
+    let mut a: PgStore = t.store("a");
+    let start = now(&mut a) - SignedDuration::from_secs(250);
+    let mut spec = JobSpec::new(
+        "fast",
+        "noop",
+        Trigger::every(SignedDuration::from_millis(10)),
+    );
+    spec.start = Some(start);
+    spec.misfire = policy;
+    spec.misfire_grace = SignedDuration::from_secs(GRACE);
+    spec.max_catchup = max_catchup;
+    let job = a.create_job(&spec).unwrap();
+    let mut passes = 0;
+    loop {
+        let report = a.materialize(Duration::ZERO).unwrap();
+        assert_eq!(report.conflicts + report.cas_failures, 0, "{report:?}");
+        passes += 1;
+        // Caught up once the watermark is past the pass's now.
+        if a.watermark(job).unwrap().unwrap() > report.db_now.unwrap() {
+            assert_eq!(report.truncated, 0);
+            break;
+        }
+        assert_eq!(report.truncated, 1, "{report:?}");
+        assert!(passes < 10, "the backlog does not shrink");
+    }
+    let runs = a.runs(job).unwrap();
+    // One row per grid point from the first to the last, whatever the passes.
+    let ms: Vec<i64> = runs
+        .iter()
+        .map(|r| r.scheduled_at.as_millisecond())
+        .collect();
+    assert!(
+        ms.windows(2).all(|w| w[1] - w[0] == 10),
+        "a gap or a repeat"
+    );
+    Some((runs, passes))
+}
+
+fn fired_misfires(runs: &[RunInfo]) -> usize {
+    runs.iter()
+        .filter(|r| r.origin == Origin::Misfire && r.state == RunState::Pending)
+        .count()
+}
+
+#[test]
+fn a_backlog_longer_than_one_pass_fires_all_up_to_the_cap_once() {
+    let Some((runs, passes)) = long_backlog("backlog_fire_all", MisfirePolicy::FireAll, 12_000)
+    else {
+        return;
+    };
+    assert!(passes >= 2, "{passes}");
+    // The cap counts across passes: exactly the 12 000 oldest missed fire.
+    assert_eq!(fired_misfires(&runs), 12_000);
+    let first_skipped = runs
+        .iter()
+        .position(|r| r.state == RunState::Skipped)
+        .unwrap();
+    assert_eq!(first_skipped, 12_000);
+}
+
+#[test]
+fn a_backlog_longer_than_one_pass_fires_once() {
+    let Some((runs, passes)) = long_backlog("backlog_fire_once", MisfirePolicy::FireOnce, 100)
+    else {
+        return;
+    };
+    assert!(passes >= 2, "{passes}");
+    assert_eq!(
+        fired_misfires(&runs),
+        1,
+        "only the newest missed occurrence"
+    );
+    let missed: Vec<&RunInfo> = runs
+        .iter()
+        .filter(|r| r.origin == Origin::Misfire)
+        .collect();
+    assert_eq!(missed.last().unwrap().state, RunState::Pending);
+}
+
+#[test]
+fn a_backlog_longer_than_one_pass_is_skipped_entirely() {
+    let Some((runs, _)) = long_backlog("backlog_skip", MisfirePolicy::Skip, 100) else {
+        return;
+    };
+    assert_eq!(fired_misfires(&runs), 0);
+}
