@@ -56,6 +56,14 @@ pub struct SchedulerConfig {
     /// PostgreSQL store only: how long a claimed run's lease lasts before another
     /// node may take it over (`lease`, default 30 s).
     pub lease: SignedDuration,
+    /// PostgreSQL store only: terminal runs that ended longer ago than this move
+    /// from the hot runs table to the history table (`archive_after`, default
+    /// 7 days); `status` and `history` read both.
+    pub archive_after: SignedDuration,
+    /// PostgreSQL store only: nodes without a heartbeat for longer than this and
+    /// without leases are deleted from the node list (`forget_nodes_after`,
+    /// default 24 h); until then `status` shows them as stale.
+    pub forget_nodes_after: SignedDuration,
     /// PostgreSQL store only: the schema holding the tables (`schema`, default
     /// `myrmex`).
     pub schema: String,
@@ -482,6 +490,8 @@ const SCHEDULER_KEYS: &[&str] = &[
     "output_tail_bytes",
     "lease",
     "schema",
+    "archive_after",
+    "forget_nodes_after",
 ];
 const JOB_KEYS: &[&str] = &[
     "name",
@@ -683,6 +693,8 @@ impl<'s> Validator<'s> {
         let mut history_retention = Some(SignedDuration::from_hours(24 * 30));
         let mut output_tail_bytes = 16 * 1024;
         let mut lease = SignedDuration::from_secs(30);
+        let mut archive_after = SignedDuration::from_hours(24 * 7);
+        let mut forget_nodes_after = SignedDuration::from_hours(24);
         let mut schema = "myrmex".to_owned();
         for (key, sp, val) in entries(t) {
             match key {
@@ -696,6 +708,16 @@ impl<'s> Validator<'s> {
                     Some(d) => lease = d,
                     None => ok = false,
                 },
+                "archive_after" => match self.duration(val, "`scheduler.archive_after`", true) {
+                    Some(d) => archive_after = d,
+                    None => ok = false,
+                },
+                "forget_nodes_after" => {
+                    match self.duration(val, "`scheduler.forget_nodes_after`", false) {
+                        Some(d) => forget_nodes_after = d,
+                        None => ok = false,
+                    }
+                }
                 "schema" => match self.string(val, "`scheduler.schema`") {
                     Some(s)
                         if !s.is_empty()
@@ -750,6 +772,8 @@ impl<'s> Validator<'s> {
             history_retention,
             output_tail_bytes,
             lease,
+            archive_after,
+            forget_nodes_after,
             schema,
         })
     }

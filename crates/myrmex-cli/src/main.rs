@@ -16,6 +16,7 @@
 mod check;
 mod client;
 mod cluster;
+mod cluster_node;
 mod cluster_recurrence;
 mod cluster_status;
 mod config;

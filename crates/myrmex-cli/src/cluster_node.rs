@@ -1,0 +1,65 @@
+//! The `[scheduler]` settings of a cluster node that come from the config file
+//! beyond the connection: retention of finished runs and forgetting gone nodes.
+
+use myrmex_postgres::NodeConfig;
+
+use crate::config::Config;
+
+/// Applies the config's cluster settings to a node's configuration:
+/// `archive_after` becomes [`NodeConfig::retention`] and `forget_nodes_after`
+/// [`NodeConfig::forget_nodes_after`].
+#[allow(
+    dead_code,
+    reason = "called by cluster.rs once wired: `crate::cluster_node::configure(&config, &mut node_config);`"
+)]
+pub fn configure(config: &Config, node: &mut NodeConfig) {
+    node.retention = config.scheduler.archive_after.unsigned_abs();
+    node.forget_nodes_after = config.scheduler.forget_nodes_after.unsigned_abs();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use myrmex_postgres::ConnectOptions;
+
+    use super::*;
+
+    fn load(scheduler: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("myrmex.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[scheduler]\nstore = \"postgres://u@127.0.0.1/db\"\n{scheduler}\n\n\
+                 [[job]]\nname = \"a\"\ncommand = \"true\"\nevery = \"1m\"\n"
+            ),
+        )
+        .unwrap();
+        Config::load(&path).unwrap_or_else(|e| panic!("{}", e.render()))
+    }
+
+    #[test]
+    fn retention_and_node_forgetting_come_from_the_config() {
+        let cases = [
+            ("", 7 * 24 * 3600, 24 * 3600),
+            (
+                "archive_after = \"2 days\"\nforget_nodes_after = \"6h\"",
+                2 * 24 * 3600,
+                6 * 3600,
+            ),
+            ("archive_after = \"0s\"", 0, 24 * 3600),
+        ];
+        for (text, retention, forget) in cases {
+            let config = load(text);
+            let mut node = NodeConfig::new(ConnectOptions::new("postgres://u@127.0.0.1/db"));
+            configure(&config, &mut node);
+            assert_eq!(node.retention, Duration::from_secs(retention), "{text}");
+            assert_eq!(
+                node.forget_nodes_after,
+                Duration::from_secs(forget),
+                "{text}"
+            );
+        }
+    }
+}
