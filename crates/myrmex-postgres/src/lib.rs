@@ -8,9 +8,18 @@
 //!   work; the attempt is the fencing token), [`PgStore::renew`] (heartbeat),
 //!   [`PgStore::complete`] / [`PgStore::fail`] / [`PgStore::cancel`] (fenced,
 //!   releasing dependents in the same transaction).
+//! * [`Trigger`]s: `once`, `interval` (anchored grid), `cron` in a zone, calendar
+//!   [`Trigger::recurrence`]s (myrmex-core's [`Recurrence`], pinned to fixed
+//!   anchors so every node computes the same occurrences), `manual` and `after`;
+//!   [`Trigger::upcoming`] previews the instants exactly as they materialize.
 //! * [`Node`] runs the protocol loop of one process with a worker pool; handlers get
-//!   a [`RunContext`] with [`RunContext::still_owned`] and
-//!   [`RunContext::commit_with`] for transactional effects.
+//!   a [`RunContext`] with [`RunContext::still_owned`] (false once the lease is lost
+//!   or the job's timeout passed: the attempt is then recorded as timed out) and
+//!   [`RunContext::commit_with`] for transactional effects. Its periodic
+//!   maintenance moves terminal runs past [`NodeConfig::retention`] to
+//!   `sched_run_history` ([`PgStore::archive_runs`]) and forgets nodes gone for
+//!   [`NodeConfig::forget_nodes_after`] ([`PgStore::forget_nodes`]);
+//!   [`PgStore::nodes`] marks nodes without a recent heartbeat as stale.
 //! * Every correctness decision uses the database's `now()`; LISTEN/NOTIFY is only a
 //!   wake-up hint, polling is the guarantee.
 //!

@@ -223,3 +223,69 @@ pub(crate) fn migrate(client: &mut postgres::Client, schema: &str) -> Result<i32
     tx.commit().map_err(db("commit a migration"))?;
     Ok(SCHEMA_VERSION)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database created by an older build (schema version 2, with a job and a
+    /// finished run) upgrades in place and keeps its rows.
+    #[test]
+    fn a_version_2_database_upgrades_with_its_data() {
+        let Ok(url) = std::env::var("MYRMEX_TEST_POSTGRES_URL") else {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED a_version_2_database_upgrades_with_its_data: MYRMEX_TEST_POSTGRES_URL is not set"
+            );
+            return;
+        };
+        let schema = "u_upgrade_from_v2";
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path TO {schema};
+             CREATE TABLE sched_schema_version (version int NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());"
+        ))
+        .unwrap();
+        for (i, sql) in MIGRATIONS[..2].iter().enumerate() {
+            c.batch_execute(sql).unwrap();
+            c.execute(
+                "INSERT INTO sched_schema_version (version) VALUES ($1)",
+                &[&(i as i32 + 1)],
+            )
+            .unwrap();
+        }
+        c.batch_execute(
+            "INSERT INTO sched_node (node_id, hostname, pid, version) VALUES ('n', 'h', 1, 'v');
+             INSERT INTO sched_job (name, handler, trigger_kind, trigger_spec, next_fire_at)
+               VALUES ('j', 'h', 'manual', '{}', NULL);
+             INSERT INTO sched_run (job_id, scheduled_at, def_version, state, available_at, max_attempts, finished_at)
+               SELECT id, now() - interval '1 day', 1, 'succeeded', now(), 1, now() FROM sched_job;",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut c, schema).unwrap(), SCHEMA_VERSION);
+        c.batch_execute(&format!("SET search_path TO {schema}"))
+            .unwrap();
+        let row = c
+            .query_one(
+                "SELECT (SELECT max(version) FROM sched_schema_version),
+                        (SELECT backlog_fired FROM sched_job),
+                        (SELECT stale_after_ms FROM sched_node) IS NULL,
+                        (SELECT count(*) FROM sched_run),
+                        (SELECT count(*) FROM sched_run_history)",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, i32>(0), SCHEMA_VERSION);
+        assert_eq!(row.get::<_, i32>(1), 0);
+        assert!(row.get::<_, bool>(2));
+        assert_eq!((row.get::<_, i64>(3), row.get::<_, i64>(4)), (1, 0));
+        c.execute(
+            "UPDATE sched_job SET trigger_kind = 'recurrence', trigger_spec = '{\"recurrence\": []}'",
+            &[],
+        )
+        .unwrap();
+        c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .unwrap();
+    }
+}
