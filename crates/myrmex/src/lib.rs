@@ -63,6 +63,8 @@
 //!   the scheduler.
 
 mod clock;
+#[cfg(target_os = "linux")]
+mod clock_watch;
 mod context;
 mod deps;
 mod error;
@@ -75,7 +77,7 @@ mod runtime;
 mod scheduler;
 mod token;
 
-pub use crate::clock::{Clock, ManualClock, SystemClock, Waker};
+pub use crate::clock::{Clock, ClockWatch, ManualClock, SystemClock, Waker};
 pub use crate::context::{Handler, JobError, RunContext};
 pub use crate::deps::{Dag, DagError, Explanation, Reason};
 pub use crate::error::SchedulerError;

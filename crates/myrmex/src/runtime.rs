@@ -14,7 +14,7 @@ use myrmex_core::{
 };
 
 use crate::SchedulerError;
-use crate::clock::Clock;
+use crate::clock::{Clock, ClockWatch};
 use crate::context::{Handler, RunContext};
 use crate::journal::Journal;
 use crate::pool::{Done, Pool, Task};
@@ -135,6 +135,8 @@ pub(crate) struct Runtime {
     done: Vec<Done>,
     /// Tokens of finished runs nobody else holds, reused for new runs.
     spare_tokens: Vec<CancellationToken>,
+    /// The clock's change notifications (Msg::Wake), while this thread runs.
+    watch: Option<ClockWatch>,
     shutdown: Option<(Instant, Reply<()>)>,
 }
 
@@ -158,6 +160,7 @@ impl Runtime {
         journal: Box<dyn Journal>,
         listeners: Vec<Listener>,
         subscribers: Vec<Sender<Event>>,
+        watch: Option<ClockWatch>,
     ) -> Runtime {
         let last_wall = clock.now();
         let last_mono = clock.elapsed();
@@ -181,6 +184,7 @@ impl Runtime {
             tasks: Vec::new(),
             done: Vec::new(),
             spare_tokens: Vec::new(),
+            watch,
             shutdown: None,
         }
     }
@@ -258,6 +262,8 @@ impl Runtime {
             }
         };
         let (_, shutdown_reply) = self.shutdown.take().unwrap_or((Instant::now(), None));
+        // Stop the clock notifications (the last scheduler stops the watcher).
+        drop(self.watch.take());
         self.pool.close();
         let clean = result.is_ok();
         if clean {

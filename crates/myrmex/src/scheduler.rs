@@ -101,14 +101,18 @@ impl SchedulerBuilder {
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().max(2)));
         let (tx, rx) = mpsc::channel();
-        let wake_tx = Mutex::new(tx.clone());
-        clock.register_waker(Box::new(move || {
-            wake_tx
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .send(Msg::Wake)
-                .is_ok()
-        }));
+        let waker = || -> crate::clock::Waker {
+            let wake_tx = Mutex::new(tx.clone());
+            Box::new(move || {
+                wake_tx
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .send(Msg::Wake)
+                    .is_ok()
+            })
+        };
+        clock.register_waker(waker());
+        let watch = clock.watch_changes(waker());
         let pool = Pool::new();
         let worker_handles =
             spawn_workers(&pool, workers, &tx).map_err(|source| SchedulerError::Spawn {
@@ -128,6 +132,7 @@ impl SchedulerBuilder {
             self.journal.unwrap_or_else(|| Box::new(NoJournal)),
             self.listeners,
             Vec::new(),
+            watch,
         );
         let thread = std::thread::Builder::new()
             .name("myrmex-scheduler".into())

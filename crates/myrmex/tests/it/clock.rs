@@ -127,3 +127,40 @@ fn restored_jobs_continue_from_their_watermark() {
         .unwrap();
     assert!(fresh.0 > id.0, "new ids come after restored ones");
 }
+
+/// The system clock bounds a park by one second unless wall-clock changes are
+/// watched (Linux: a timerfd watcher), then by an hour; the bound comes back
+/// when the watch ends.
+#[test]
+fn the_system_clock_parks_long_only_while_changes_are_watched() {
+    use myrmex::{Clock, SystemClock};
+    let clock = SystemClock::new();
+    let now = clock.now();
+    let in_2h = Some(now + jiff::SignedDuration::from_hours(2));
+    let in_5s = Some(now + jiff::SignedDuration::from_secs(5));
+    let short = SystemClock::DEFAULT_MAX_PARK;
+    assert_eq!(clock.park_for(now, None), Some(short));
+    assert_eq!(clock.park_for(now, in_5s), Some(short));
+    let watch = clock.clone().watch_changes(Box::new(|| true));
+    if cfg!(target_os = "linux") {
+        assert!(watch.is_some(), "the timerfd watcher should start on Linux");
+        let long = SystemClock::DEFAULT_MAX_WATCHED_PARK;
+        assert_eq!(clock.park_for(now, None), Some(long));
+        assert_eq!(clock.park_for(now, in_2h), Some(long));
+        assert_eq!(clock.park_for(now, in_5s), Some(Duration::from_secs(5)));
+        // Another clock (no watch through it) keeps the short bound.
+        assert_eq!(SystemClock::new().park_for(now, None), Some(short));
+    } else {
+        assert!(watch.is_none());
+    }
+    drop(watch);
+    assert_eq!(clock.park_for(now, None), Some(short));
+    // A custom bound applies while watched.
+    let custom = SystemClock::new().max_watched_park(Duration::from_secs(600));
+    let w = custom.watch_changes(Box::new(|| true));
+    let expect = if w.is_some() { 600 } else { 1 };
+    assert_eq!(
+        custom.park_for(now, None),
+        Some(Duration::from_secs(expect))
+    );
+}
