@@ -11,9 +11,13 @@
 //! - D: 1,000 jobs every 1 s for 10 s.
 //! - E: A with 100,000 idle jobs registered as well.
 //! - B: 1,000,000 interval jobs (60-3600 s), idle: memory per job (RSS), time to
-//!   register, CPU used while idle for 10 s.
-//! - C: 100,000 one-shot jobs all due now through the worker pool: jobs/s and
-//!   CPU per fire (all threads, from `/proc/self/task/*/schedstat`).
+//!   register, CPU used and wake-ups (voluntary context switches) of the
+//!   scheduler's threads while idle for 10 s (for the peer: CPU of the whole
+//!   process, wake-ups of its runtime's threads).
+//! - C: 100,000 one-shot jobs all due now through the worker pool: jobs/s from
+//!   `start()` until the last handler ran, and CPU per fire (all threads, from
+//!   `/proc/self/task/*/schedstat`; the scheduler thread's share in
+//!   parentheses: it is the serial part).
 //!
 //! `--scale` multiplies the durations (0.25 for a quick look). With `--runs N`
 //! every number is the median of N runs.
@@ -84,6 +88,44 @@ fn cpu_ns() -> u64 {
             s.split_whitespace()
                 .next()
                 .and_then(|n| n.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// CPU time used so far by the threads of this process whose name starts with
+/// `prefix`, in nanoseconds.
+fn thread_cpu_ns(prefix: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
+        .filter_map(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// Voluntary context switches (each one a block and a later wake-up) of the
+/// threads of this process whose name starts with `prefix` ("" for all).
+fn wakeups(prefix: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.starts_with(prefix))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|n| n.trim().parse::<u64>().ok())
         })
         .sum()
 }
@@ -245,6 +287,9 @@ struct Footprint {
     bytes_per_job: f64,
     register_s: f64,
     idle_cpu_ms_per_10s: f64,
+    /// Wake-ups of the scheduler's threads while idle, per 10 s (all threads
+    /// but the bench's own main thread).
+    idle_wakeups_per_10s: f64,
 }
 
 fn myrmex_footprint(args: &Args, idle_secs: f64) -> Footprint {
@@ -279,13 +324,18 @@ fn myrmex_footprint(args: &Args, idle_secs: f64) -> Footprint {
     let _ = scheduler.get_job(last.expect("jobs"));
     let register_s = t0.elapsed().as_secs_f64();
     let rss1 = rss_bytes();
-    let cpu0 = cpu_ns();
+    // The scheduler's own threads (scheduler, workers, clock watcher): the
+    // bench's main thread only sleeps here, and reading /proc costs it CPU.
+    let wake0 = wakeups("myrmex-");
+    let cpu0 = thread_cpu_ns("myrmex-");
     std::thread::sleep(Duration::from_secs_f64(idle_secs));
-    let cpu1 = cpu_ns();
+    let cpu1 = thread_cpu_ns("myrmex-");
+    let wake1 = wakeups("myrmex-");
     let r = Footprint {
         bytes_per_job: rss1.saturating_sub(rss0) as f64 / args.b_jobs as f64,
         register_s,
         idle_cpu_ms_per_10s: (cpu1 - cpu0) as f64 / 1e6 * (10.0 / idle_secs),
+        idle_wakeups_per_10s: (wake1 - wake0) as f64 * (10.0 / idle_secs),
     };
     scheduler
         .shutdown(Duration::from_secs(5))
@@ -296,6 +346,8 @@ fn myrmex_footprint(args: &Args, idle_secs: f64) -> Footprint {
 struct Throughput {
     jobs_per_s: f64,
     cpu_ns_per_fire: f64,
+    /// The scheduler thread's share (the serial part; 0 for the peer).
+    sched_ns_per_fire: f64,
     ran: usize,
 }
 
@@ -326,10 +378,12 @@ fn myrmex_throughput(args: &Args) -> Throughput {
     }
     let _ = scheduler.get_job(last.expect("jobs"));
     let cpu0 = cpu_ns();
+    let sched0 = thread_cpu_ns("myrmex-schedul");
     let t0 = Instant::now();
     scheduler.start().expect("start");
     let finished = done_rx.recv_timeout(Duration::from_secs(120)).is_ok();
     let elapsed = t0.elapsed().as_secs_f64();
+    let sched1 = thread_cpu_ns("myrmex-schedul");
     let cpu1 = cpu_ns();
     scheduler
         .shutdown(Duration::from_secs(5))
@@ -338,6 +392,7 @@ fn myrmex_throughput(args: &Args) -> Throughput {
     Throughput {
         jobs_per_s: if finished { n as f64 / elapsed } else { 0.0 },
         cpu_ns_per_fire: (cpu1 - cpu0) as f64 / ran.max(1) as f64,
+        sched_ns_per_fire: (sched1 - sched0) as f64 / ran.max(1) as f64,
         ran,
     }
 }
@@ -407,14 +462,17 @@ mod peer {
             }
             let register_s = t0.elapsed().as_secs_f64();
             let rss1 = rss_bytes();
+            let wake0 = wakeups("tokio-");
             let cpu0 = cpu_ns();
             tokio::time::sleep(Duration::from_secs_f64(idle_secs)).await;
             let cpu1 = cpu_ns();
+            let wake1 = wakeups("tokio-");
             let _ = sched.shutdown().await;
             Footprint {
                 bytes_per_job: rss1.saturating_sub(rss0) as f64 / n as f64,
                 register_s,
                 idle_cpu_ms_per_10s: (cpu1 - cpu0) as f64 / 1e6 * (10.0 / idle_secs),
+                idle_wakeups_per_10s: (wake1 - wake0) as f64 * (10.0 / idle_secs),
             }
         })
     }
@@ -451,6 +509,7 @@ mod peer {
             Throughput {
                 jobs_per_s: ran as f64 / elapsed,
                 cpu_ns_per_fire: (cpu1 - cpu0) as f64 / ran.max(1) as f64,
+                sched_ns_per_fire: 0.0,
                 ran,
             }
         })
@@ -506,11 +565,12 @@ fn footprint_in_child(args: &Args, which: &str) -> Footprint {
         .split_whitespace()
         .filter_map(|w| w.parse().ok())
         .collect();
-    assert_eq!(nums.len(), 3, "child output: {text}");
+    assert_eq!(nums.len(), 4, "child output: {text}");
     Footprint {
         bytes_per_job: nums[0],
         register_s: nums[1],
         idle_cpu_ms_per_10s: nums[2],
+        idle_wakeups_per_10s: nums[3],
     }
 }
 
@@ -524,8 +584,8 @@ fn main() {
             myrmex_footprint(&args, idle_secs)
         };
         println!(
-            "{} {} {}",
-            f.bytes_per_job, f.register_s, f.idle_cpu_ms_per_10s
+            "{} {} {} {}",
+            f.bytes_per_job, f.register_s, f.idle_cpu_ms_per_10s, f.idle_wakeups_per_10s
         );
         return;
     }
@@ -570,24 +630,26 @@ fn main() {
         let per_job = median(mine.iter().map(|f| f.bytes_per_job).collect());
         let handler_ptr = size_of::<Handler>() as f64;
         let mut line = format!(
-            "B {} idle interval jobs: myrmex {:.0} B/job ({:.0} B plus a {:.0} B handler pointer), registered in {:.2} s, idle CPU {:.3} ms per 10 s",
+            "B {} idle interval jobs: myrmex {:.0} B/job ({:.0} B plus a {:.0} B handler pointer), registered in {:.2} s, idle CPU {:.3} ms and {:.0} wake-ups per 10 s",
             args.b_jobs,
             per_job,
             per_job - handler_ptr,
             handler_ptr,
             median(mine.iter().map(|f| f.register_s).collect()),
             median(mine.iter().map(|f| f.idle_cpu_ms_per_10s).collect()),
+            median(mine.iter().map(|f| f.idle_wakeups_per_10s).collect()),
         );
         if args.peer {
             let p: Vec<Footprint> = (0..runs)
                 .map(|_| footprint_in_child(&args, "peer"))
                 .collect();
             line.push_str(&format!(
-                " | tokio-cron-scheduler ({} jobs) {:.0} B/job, registered in {:.2} s, idle CPU {:.3} ms per 10 s",
+                " | tokio-cron-scheduler ({} jobs) {:.0} B/job, registered in {:.2} s, idle CPU {:.3} ms and {:.0} wake-ups per 10 s",
                 args.b_peer_jobs,
                 median(p.iter().map(|f| f.bytes_per_job).collect()),
                 median(p.iter().map(|f| f.register_s).collect()),
                 median(p.iter().map(|f| f.idle_cpu_ms_per_10s).collect()),
+                median(p.iter().map(|f| f.idle_wakeups_per_10s).collect()),
             ));
         }
         println!("{line}");
@@ -596,10 +658,11 @@ fn main() {
         let mine: Vec<Throughput> = (0..runs).map(|_| myrmex_throughput(&args)).collect();
         let mine_rate = median(mine.iter().map(|t| t.jobs_per_s).collect());
         let mut line = format!(
-            "C {} one-shots due now: myrmex {:.0} jobs/s, {:.0} ns CPU per fire, ran {}",
+            "C {} one-shots due now: myrmex {:.0} jobs/s, {:.0} ns CPU per fire ({:.0} ns on the scheduler thread), ran {}",
             args.c_jobs,
             mine_rate,
             median(mine.iter().map(|t| t.cpu_ns_per_fire).collect()),
+            median(mine.iter().map(|t| t.sched_ns_per_fire).collect()),
             mine.iter().map(|t| t.ran).min().unwrap_or(0),
         );
         if args.peer {
