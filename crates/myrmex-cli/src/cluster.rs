@@ -273,6 +273,53 @@ fn sync_jobs(store: &mut PgStore, config: &Config) -> Result<(), anyhow::Error> 
     Ok(())
 }
 
+/// How many times the start-up steps (writing the jobs, starting the node) are
+/// tried when the database was reachable but a step met a lock held too long (say,
+/// by a node frozen in a transaction) or lost its session.
+const START_TRIES: u32 = 8;
+
+/// Whether a start-up error is worth retrying: lock contention, or a session lost
+/// after the database was reached once (an unreachable database fails at once).
+fn transient(e: &anyhow::Error, reached: bool) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<myrmex_postgres::Error>()
+            .is_some_and(|e| e.is_contention() || (reached && e.is_connection_lost()))
+    })
+}
+
+/// Runs `step` until it succeeds, fails for good, or [`START_TRIES`] tries passed,
+/// waiting longer after each transient failure. A SIGTERM or SIGINT during a wait
+/// ends the retries with the last error; `reached` says whether the database has
+/// answered yet (`step` sets it).
+fn retry_start<T>(
+    what: &str,
+    signals: &mut signal_hook::iterator::Signals,
+    reached: &mut bool,
+    mut step: impl FnMut(&mut bool) -> Result<T, anyhow::Error>,
+) -> Result<T, anyhow::Error> {
+    let mut wait = Duration::from_millis(100);
+    let mut tries = 1;
+    loop {
+        let e = match step(reached) {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        if tries >= START_TRIES || !transient(&e, *reached) {
+            return Err(e);
+        }
+        tracing::warn!(error = %format!("{e:#}"), tries, "{what} failed; retrying");
+        let until = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < until {
+            if signals.pending().any(|s| s == SIGTERM || s == SIGINT) {
+                return Err(e);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        wait = (wait * 2).min(Duration::from_secs(2));
+        tries += 1;
+    }
+}
+
 /// Runs this process as a cluster node until SIGTERM or SIGINT; returns the exit
 /// code.
 pub fn run(config: Config, url: &str) -> u8 {
@@ -285,30 +332,43 @@ pub fn run(config: Config, url: &str) -> u8 {
             return exit_codes::FAILURE;
         }
     };
-    let mut store = match PgStore::connect(&options) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %crate::error_chain(&e), "cannot open the PostgreSQL store");
-            return exit_codes::STORE;
-        }
-    };
-    if let Err(e) = sync_jobs(&mut store, &config) {
-        tracing::error!(error = %format!("{e:#}"), "cannot write the jobs to the PostgreSQL store");
-        return if e.is::<ClusterError>() {
+    // Several nodes start at once, or one starts while another holds a job's row
+    // lock or the database drops sessions: busy-database errors are retried.
+    let mut reached = false;
+    let synced = retry_start(
+        "writing the jobs to the PostgreSQL store",
+        &mut signals,
+        &mut reached,
+        |reached| {
+            let mut store = PgStore::connect(&options)
+                .map_err(|e| anyhow::Error::new(e).context("cannot open the PostgreSQL store"))?;
+            *reached = true;
+            sync_jobs(&mut store, &config)
+                .map_err(|e| e.context("cannot write the jobs to the PostgreSQL store"))
+        },
+    );
+    if let Err(e) = synced {
+        tracing::error!(error = %format!("{e:#}"), "cannot start the cluster node");
+        return if e.chain().any(|c| c.is::<ClusterError>()) {
             exit_codes::INVALID_INPUT
         } else {
             exit_codes::STORE
         };
     }
-    drop(store);
     let cancel = Cancel::new();
     let mut node_config = NodeConfig::new(options);
     node_config.workers = config.scheduler.workers;
     let handlers = HashMap::from([(HANDLER.to_owned(), handler(&config, &cancel))]);
-    let node = match Node::start(node_config, handlers) {
+    let started = retry_start(
+        "starting the cluster node",
+        &mut signals,
+        &mut reached,
+        |_| Ok(Node::start(node_config.clone(), handlers.clone())?),
+    );
+    let node = match started {
         Ok(n) => n,
         Err(e) => {
-            tracing::error!(error = %crate::error_chain(&e), "cannot start the cluster node");
+            tracing::error!(error = %format!("{e:#}"), "cannot start the cluster node");
             return exit_codes::STORE;
         }
     };

@@ -884,3 +884,52 @@ fn check_invariants(db: &mut postgres::Client, cluster: &Cluster, effects: &Path
         );
     }
 }
+
+/// A node that starts while another session holds its jobs' row locks past the
+/// lock timeout (as a node frozen inside a transaction would) retries instead of
+/// exiting, and starts once the locks are free.
+#[test]
+fn a_daemon_starting_while_its_jobs_are_locked_retries_until_they_are_free() {
+    let Some(url) =
+        postgres_url("a_daemon_starting_while_its_jobs_are_locked_retries_until_they_are_free")
+    else {
+        return;
+    };
+    let schema = unique_schema("clitest_locked");
+    let dir = Dir::new();
+    dir.write_config(&format!(
+        r#"
+[scheduler]
+store = "{url}"
+schema = "{schema}"
+
+[[job]]
+name = "hourly"
+every = "1h"
+command = "true"
+"#
+    ));
+    let mut first = dir.start();
+    first.wait_for("start", |v| v["message"] == "daemon started");
+    first.signal("TERM");
+    assert_eq!(first.wait_exit(), 0, "{}", first.log());
+
+    let mut db = sql(&url);
+    db.batch_execute(&format!("SET search_path TO {schema}"))
+        .unwrap();
+    let mut tx = db.transaction().unwrap();
+    tx.query("SELECT id FROM sched_job FOR UPDATE", &[])
+        .unwrap();
+    let mut second = dir.start();
+    second.wait_for("a retry of the start", |v| {
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("failed; retrying"))
+    });
+    tx.commit().unwrap();
+    second.wait_for("start", |v| v["message"] == "daemon started");
+    second.signal("TERM");
+    assert_eq!(second.wait_exit(), 0, "{}", second.log());
+    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .unwrap();
+}
