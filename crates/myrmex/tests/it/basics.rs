@@ -294,3 +294,37 @@ fn submit_runs_closures_on_the_pool() {
     assert_eq!(bad.wait(), Err("nope".to_owned()));
     assert!(panics.wait().unwrap_err().contains("task blew up"));
 }
+
+/// On the system clock the scheduler prepares a burst shortly before it is due
+/// and hands it over at its instant: a handler never starts before its
+/// occurrence's time (read on the wall clock in the handler).
+#[test]
+fn no_handler_starts_before_its_time_on_the_system_clock() {
+    let scheduler = myrmex::Scheduler::builder()
+        .workers(2)
+        .zone(TimeZone::UTC)
+        .build()
+        .unwrap();
+    let events = scheduler.subscribe();
+    let (tx, starts) = std::sync::mpsc::channel();
+    // Far enough ahead that the scheduler parks long and wakes early to
+    // prepare the burst.
+    let at = jiff::Timestamp::now() + SignedDuration::from_millis(300);
+    for _ in 0..50 {
+        let tx = tx.clone();
+        scheduler
+            .schedule(TriggerSpec::once(at), move |ctx| {
+                let _ = tx.send((jiff::Timestamp::now(), ctx.scheduled_at()));
+                Ok(())
+            })
+            .unwrap();
+    }
+    scheduler.start().unwrap();
+    crate::util::collect_until(&events, 50, succeeded);
+    for _ in 0..50 {
+        let (started, scheduled_at) = starts.recv().unwrap();
+        assert_eq!(scheduled_at, at);
+        assert!(started >= at, "started at {started}, due at {at}");
+    }
+    scheduler.shutdown(Duration::from_secs(5)).unwrap();
+}
