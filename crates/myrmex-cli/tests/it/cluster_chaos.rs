@@ -227,6 +227,19 @@ impl Cluster {
         self.nodes[i].stopped = sig == "STOP";
     }
 
+    /// Panics with its log if a daemon exited on its own (only the chaos loop may
+    /// stop one).
+    fn check_alive(&mut self) {
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            if let Some(d) = n.daemon.as_mut()
+                && let Ok(Some(status)) = d.child.try_wait()
+            {
+                let _ = d.try_wait_for("the end of the log", Duration::from_secs(5), |_| false);
+                panic!("node {i} exited on its own ({status}); log:\n{}", d.log());
+            }
+        }
+    }
+
     fn pids(&self) -> Vec<u32> {
         self.nodes
             .iter()
@@ -502,6 +515,7 @@ fn three_daemons_under_chaos_keep_every_invariant() {
         }
         first = false;
         std::thread::sleep(millis(1000, 4000, &mut rng));
+        cluster.check_alive();
     }
     say!(
         "cluster chaos: {kills} SIGKILLs, {stops} SIGSTOPs, {terminated} sessions terminated in {terminates} rounds; \
@@ -714,7 +728,9 @@ fn check_invariants(db: &mut postgres::Client, cluster: &Cluster, effects: &Path
     // gave to that daemon.
     let text = std::fs::read_to_string(effects).unwrap();
     let mut executed: HashMap<(String, i32), Vec<String>> = HashMap::new();
-    for line in text.lines() {
+    // A command of a killed daemon may still be appending its last line.
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    for line in complete.lines() {
         let f: Vec<&str> = line.split(' ').collect();
         assert_eq!(f.len(), 3, "a malformed side-effect line: {line:?}");
         let pid: u32 = f[2].parse().unwrap();
