@@ -853,12 +853,13 @@ fn check_invariants(db: &mut postgres::Client, cluster: &Cluster, effects: &Path
            WHERE e.node_id = prev.node_id AND e.kind IN ('kill','stop')
              AND e.at BETWEEN prev.started_at AND a.started_at)",
     );
-    // Every kill or freeze of a node that held leases was followed by a rescue.
+    // Every kill or freeze of a node that lost runs it held was followed by a rescue.
     let unrescued = rows(
         db,
         "SELECT e.node_id, e.kind, e.at FROM test_chaos_event e
          WHERE e.kind IN ('kill','stop') AND EXISTS (
-             SELECT 1 FROM sched_attempt a WHERE a.node_id = e.node_id AND a.started_at <= e.at
+             SELECT 1 FROM sched_attempt a JOIN sched_run r ON r.id = a.run_id
+             WHERE a.node_id = e.node_id AND a.started_at <= e.at AND a.attempt < r.attempt
                AND (a.finished_at IS NULL OR a.finished_at > e.at) AND a.outcome IN ('lease_expired','fenced'))
            AND NOT EXISTS (
              SELECT 1 FROM sched_attempt a JOIN sched_attempt prev ON prev.run_id = a.run_id AND prev.attempt = a.attempt - 1
