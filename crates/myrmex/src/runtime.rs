@@ -28,14 +28,17 @@ const JUMP_TOLERANCE: SignedDuration = SignedDuration::from_millis(100);
 const DISPATCH_BATCH: usize = 16;
 
 /// How long before a due instant the scheduler thread wakes to dispatch the
-/// occurrences due then (see [`Runtime::ahead`]).
-const AHEAD: Duration = Duration::from_micros(500);
+/// occurrences due then (see [`Runtime::ahead`]). Long enough that a wake-up
+/// delayed by a busy machine (a few milliseconds when both cores run other
+/// work) still leaves the thread on a CPU at the instant: measured on a
+/// loaded 2-core machine, 0.5 ms left one burst in ten some 3 ms late.
+const AHEAD: Duration = Duration::from_millis(2);
 
 /// Only parks at least this long end early to dispatch ahead: the scheduler
 /// thread then waits (spinning) for the due instant once the burst is ready,
-/// which costs at most `AHEAD` per such park (0.5 % of a core even when every
-/// park is this short).
-const AHEAD_MIN_PARK: Duration = Duration::from_millis(100);
+/// which costs at most `AHEAD` per such park (1 % of a core even when every
+/// park is this short; 0.2 % for bursts a second apart).
+const AHEAD_MIN_PARK: Duration = Duration::from_millis(200);
 
 /// How many tokens of finished runs are kept for reuse.
 const SPARE_TOKENS: usize = 1024;
