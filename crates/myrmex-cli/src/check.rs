@@ -33,7 +33,7 @@ pub fn report(config: &Config, count: usize, now: Timestamp) -> String {
         config.pipelines.len(),
         plural(config.pipelines.len()),
         config.scheduler.zone.name,
-        config.scheduler.store,
+        shown_store(&config.scheduler.store),
     ));
     for job in &config.jobs {
         out.push('\n');
@@ -50,7 +50,7 @@ pub fn report(config: &Config, count: usize, now: Timestamp) -> String {
             "  schedule: {}\n",
             describe_schedule(p.schedule.as_ref(), &zone.name)
         ));
-        let cluster = cluster_trigger(config, p.schedule.as_ref(), zone, || {
+        let cluster = cluster_trigger(config, || {
             crate::cluster::pipeline_spec(config, p)
         });
         out.push_str(&fires(
@@ -66,22 +66,48 @@ pub fn report(config: &Config, count: usize, now: Timestamp) -> String {
 }
 
 /// With a PostgreSQL store, the trigger the cluster writes for a schedule (the
-/// daemon's own mapping), so `check` shows the times the cluster will fire at:
-/// intervals on the Unix epoch grid, recurrences on pinned anchors. `None` for
-/// the in-process stores.
+/// daemon's own mapping, [`crate::cluster::job_spec`]), so `check` shows the times
+/// the cluster will fire at: intervals on the Unix epoch grid, recurrences on
+/// pinned anchors. `None` for the in-process stores.
 fn cluster_trigger(
     config: &Config,
-    schedule: Option<&ScheduleSpec>,
-    zone: &Zone,
     spec: impl FnOnce() -> Result<myrmex_postgres::JobSpec, crate::cluster::ClusterError>,
 ) -> Option<Result<myrmex_postgres::Trigger, String>> {
     if !matches!(config.scheduler.store, StoreSpec::Postgres(_)) {
         return None;
     }
-    Some(match schedule {
-        Some(ScheduleSpec::Recurrence(r)) => Ok(crate::cluster_recurrence::trigger(r, zone)),
-        _ => spec().map(|s| s.trigger).map_err(|e| e.to_string()),
-    })
+    Some(spec().map(|s| s.trigger).map_err(|e| e.to_string()))
+}
+
+/// The store as `check` prints it: a PostgreSQL URL without its password.
+fn shown_store(store: &StoreSpec) -> String {
+    match store {
+        StoreSpec::Postgres(url) => redact_password(url),
+        other => other.to_string(),
+    }
+}
+
+/// `url` with the password of its user info (`user:secret@`) and of a
+/// `password=` parameter replaced by `***`.
+fn redact_password(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let start = scheme_end + 3;
+        let authority_end = out[start..].find(['/', '?']).map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..authority_end].rfind('@')
+            && let Some(colon) = out[start..start + at].find(':')
+        {
+            out.replace_range(start + colon + 1..start + at, "***");
+        }
+    }
+    let mut from = 0;
+    while let Some(i) = out[from..].find("password=") {
+        let value = from + i + "password=".len();
+        let end = out[value..].find(['&', ' ']).map_or(out.len(), |j| value + j);
+        out.replace_range(value..end, "***");
+        from = value + 3;
+    }
+    out
 }
 
 fn job_report(config: &Config, job: &JobConfig, count: usize, now: Timestamp) -> String {
@@ -91,7 +117,7 @@ fn job_report(config: &Config, job: &JobConfig, count: usize, now: Timestamp) ->
         "  schedule: {}\n",
         describe_schedule(job.schedule.as_ref(), &zone.name)
     ));
-    let cluster = cluster_trigger(config, job.schedule.as_ref(), zone, || {
+    let cluster = cluster_trigger(config, || {
         crate::cluster::job_spec(config, job, None)
     });
     out.push_str(&fires(
@@ -193,4 +219,31 @@ fn fires(
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn a_store_url_is_printed_without_its_password() {
+        for (url, shown) in [
+            (
+                "postgres://u:s3cret@db.example:5432/myrmex",
+                "postgres://u:***@db.example:5432/myrmex",
+            ),
+            ("postgres://u@db/myrmex", "postgres://u@db/myrmex"),
+            ("postgres://db/myrmex", "postgres://db/myrmex"),
+            (
+                "postgres://u:p@ss@db/x?password=also&sslmode=disable",
+                "postgres://u:***@db/x?password=***&sslmode=disable",
+            ),
+            (
+                "host=db user=u password=s3cret dbname=x",
+                "host=db user=u password=*** dbname=x",
+            ),
+        ] {
+            assert_eq!(redact_password(url), shown, "{url}");
+        }
+    }
 }

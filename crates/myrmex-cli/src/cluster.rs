@@ -37,14 +37,6 @@ pub fn options(config: &Config, url: &str) -> ConnectOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClusterError {
-    /// The schedule has no equivalent among the database's triggers.
-    #[error("job `{job}`: {what} schedules are not supported with a PostgreSQL store")]
-    Unsupported {
-        /// The job's name.
-        job: String,
-        /// The kind of schedule.
-        what: &'static str,
-    },
     /// A civil time that does not exist or is ambiguous in the zone.
     #[error("job `{job}`: cannot place `at` in its zone")]
     Civil {
@@ -88,12 +80,7 @@ fn trigger(
             &format!("{} {} {} * * *", t.second(), t.minute(), t.hour()),
             &zone.name,
         ),
-        Some(ScheduleSpec::Recurrence(_)) => {
-            return Err(ClusterError::Unsupported {
-                job: name.to_owned(),
-                what: "`recurrence`",
-            });
-        }
+        Some(ScheduleSpec::Recurrence(r)) => crate::cluster_recurrence::trigger(r, zone),
     })
 }
 
@@ -357,6 +344,7 @@ pub fn run(config: Config, url: &str) -> u8 {
     }
     let cancel = Cancel::new();
     let mut node_config = NodeConfig::new(options);
+    crate::cluster_node::configure(&config, &mut node_config);
     node_config.workers = config.scheduler.workers;
     let handlers = HashMap::from([(HANDLER.to_owned(), handler(&config, &cancel))]);
     let started = retry_start(
@@ -477,7 +465,10 @@ zone = "America/New_York""#,
         check("", Trigger::Manual);
         assert!(matches!(
             spec(r#"recurrence = { every = "2 days" }"#),
-            Err(ClusterError::Unsupported { .. })
+            Ok(myrmex_postgres::JobSpec {
+                trigger: Trigger::Recurrence { .. },
+                ..
+            })
         ));
     }
 

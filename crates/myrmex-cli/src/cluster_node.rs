@@ -15,10 +15,6 @@ use crate::config::Config;
 /// command runner needs up to `kill_grace` after the timeout to stop a command
 /// (SIGTERM, then SIGKILL), so the grace is `kill_grace` plus one second: the
 /// attempt ends when its command has, and a retry never overlaps it.
-#[allow(
-    dead_code,
-    reason = "called by cluster.rs once wired: `crate::cluster_node::configure(&config, &mut node_config);`"
-)]
 pub fn configure(config: &Config, node: &mut NodeConfig) {
     node.retention = config.scheduler.archive_after.unsigned_abs();
     node.forget_nodes_after = config.scheduler.forget_nodes_after.unsigned_abs();

@@ -634,18 +634,7 @@ command = "true"
 "#
     ));
     let mut daemon = d.start();
-    let first = daemon.wait_for("the start or the refusal", |v| {
-        v["message"] == "daemon started" || v.to_string().contains("schedules are not supported")
-    });
-    if first["message"] != "daemon started" {
-        // cluster.rs does not map recurrences yet (it calls
-        // `cluster_recurrence::trigger` once wired).
-        assert_eq!(daemon.wait_exit(), 2);
-        eprintln!(
-            "SKIPPED recurrences_run_in_cluster_mode_on_the_pinned_grid: recurrence not wired into cluster.rs yet"
-        );
-        return;
-    }
+    daemon.wait_for("daemon started", |v| v["message"] == "daemon started");
     let mut db = sql(&url, &schema);
     wait_until("three successful runs of pulse", || {
         count(
