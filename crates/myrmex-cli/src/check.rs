@@ -50,9 +50,7 @@ pub fn report(config: &Config, count: usize, now: Timestamp) -> String {
             "  schedule: {}\n",
             describe_schedule(p.schedule.as_ref(), &zone.name)
         ));
-        let cluster = cluster_trigger(config, || {
-            crate::cluster::pipeline_spec(config, p)
-        });
+        let cluster = cluster_trigger(config, || crate::cluster::pipeline_spec(config, p));
         out.push_str(&fires(
             &p.name,
             p.schedule.as_ref(),
@@ -93,7 +91,9 @@ fn redact_password(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(scheme_end) = out.find("://") {
         let start = scheme_end + 3;
-        let authority_end = out[start..].find(['/', '?']).map_or(out.len(), |i| start + i);
+        let authority_end = out[start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| start + i);
         if let Some(at) = out[start..authority_end].rfind('@')
             && let Some(colon) = out[start..start + at].find(':')
         {
@@ -103,7 +103,9 @@ fn redact_password(url: &str) -> String {
     let mut from = 0;
     while let Some(i) = out[from..].find("password=") {
         let value = from + i + "password=".len();
-        let end = out[value..].find(['&', ' ']).map_or(out.len(), |j| value + j);
+        let end = out[value..]
+            .find(['&', ' '])
+            .map_or(out.len(), |j| value + j);
         out.replace_range(value..end, "***");
         from = value + 3;
     }
@@ -117,9 +119,7 @@ fn job_report(config: &Config, job: &JobConfig, count: usize, now: Timestamp) ->
         "  schedule: {}\n",
         describe_schedule(job.schedule.as_ref(), &zone.name)
     ));
-    let cluster = cluster_trigger(config, || {
-        crate::cluster::job_spec(config, job, None)
-    });
+    let cluster = cluster_trigger(config, || crate::cluster::job_spec(config, job, None));
     out.push_str(&fires(
         &job.name,
         job.schedule.as_ref(),
