@@ -1244,6 +1244,11 @@ impl PgStore {
     /// The completion does not require the lease to be unexpired: only a reclaim
     /// (attempt + 1) revokes ownership.
     ///
+    /// Completing is idempotent: when the same `(run, attempt)` already committed
+    /// its success (a retry after a reply lost with the session), the call returns
+    /// [`Completion::Committed`] without running `effects` again or touching the
+    /// attempt history.
+    ///
     /// # Errors
     /// [`Error::Db`], including an error returned by `effects` (then nothing is
     /// committed).
@@ -1292,8 +1297,7 @@ impl PgStore {
             .map_err(db("complete a run"))?;
         let Some(row) = row else {
             drop(tx);
-            self.record_fenced(run, attempt)?;
-            return Ok(Completion::Fenced);
+            return self.record_fenced(run, attempt, "ok");
         };
         effects(&mut tx).map_err(db("write a run's effects"))?;
         let job: i64 = row.get(0);
@@ -1311,22 +1315,46 @@ impl PgStore {
         Ok(Completion::Committed)
     }
 
-    fn record_fenced(&mut self, run: RunId, attempt: i32) -> Result<()> {
-        tracing::info!(run = run.0, attempt, "completion refused by the fence");
-        self.client
-            .execute(
-                "UPDATE sched_attempt SET outcome = 'fenced', finished_at = coalesce(finished_at, now())
-                 WHERE run_id = $1 AND attempt = $2",
-                &[&run.0, &attempt],
+    /// A fence miss of `(run, attempt)`. When the attempt's own outcome is already
+    /// `ours` (`ok` for a success, `error` for a failure), this very write committed
+    /// earlier and only its reply was lost (a session cut between COMMIT and the
+    /// answer; the caller retried): that is reported as [`Completion::Committed`]
+    /// and nothing is touched. Otherwise a newer attempt (or a cancel) took over: the
+    /// attempt is labelled `fenced`, but only when it has no outcome yet or lost its
+    /// lease, never overwriting an outcome that committed.
+    fn record_fenced(&mut self, run: RunId, attempt: i32, ours: &str) -> Result<Completion> {
+        let row = self
+            .client
+            .query_one(
+                "WITH old AS (SELECT outcome FROM sched_attempt WHERE run_id = $1 AND attempt = $2),
+                 fenced AS (
+                   UPDATE sched_attempt SET outcome = 'fenced', finished_at = coalesce(finished_at, now())
+                   WHERE run_id = $1 AND attempt = $2 AND (outcome IS NULL OR outcome = 'lease_expired')
+                     AND (SELECT outcome FROM old) IS DISTINCT FROM $3
+                   RETURNING 1)
+                 SELECT (SELECT outcome FROM old) IS NOT DISTINCT FROM $3, (SELECT count(*) FROM fenced)",
+                &[&run.0, &attempt, &ours],
             )
             .map_err(db("record a fenced completion"))?;
-        Ok(())
+        if row.get::<_, bool>(0) {
+            tracing::info!(
+                run = run.0,
+                attempt,
+                outcome = ours,
+                "completion already committed (a retried write); nothing to do"
+            );
+            return Ok(Completion::Committed);
+        }
+        tracing::info!(run = run.0, attempt, "completion refused by the fence");
+        Ok(Completion::Fenced)
     }
 
     /// Records a failed attempt, fenced like [`PgStore::complete`]: the run waits
     /// for a retry (exponential backoff from the job's base, with jitter) or, after
     /// its last attempt, ends `failed` and resolves its dependents (`all_success`:
-    /// skipped transitively; `all_done`: released).
+    /// skipped transitively; `all_done`: released). Like [`PgStore::complete`] it is
+    /// idempotent: repeating a failure that already committed for this attempt
+    /// returns [`Completion::Committed`] and writes nothing.
     ///
     /// # Errors
     /// [`Error::Db`].
@@ -1351,8 +1379,7 @@ impl PgStore {
             .map_err(db("fail a run"))?;
         let Some(row) = row else {
             drop(tx);
-            self.record_fenced(run, attempt)?;
-            return Ok(Completion::Fenced);
+            return self.record_fenced(run, attempt, "error");
         };
         tx.execute(
             "UPDATE sched_attempt SET finished_at = now(), outcome = 'error', error = $3

@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::SignedDuration;
 use myrmex_postgres::{Completion, JobSpec, Trigger};
 
-use crate::common::{count, db, expire_all_leases, now, state};
+use crate::common::{complete, count, db, expire_all_leases, now, state};
 
 #[test]
 fn a_locked_job_is_skipped_by_other_materializers_and_edits_wait() {
@@ -191,4 +191,127 @@ fn a_cancel_is_seen_by_the_next_heartbeat() {
         Completion::Fenced
     );
     assert_eq!(state(&mut a, run), "cancelled");
+}
+
+/// The outcome of `(run, attempt)` in the attempt history.
+fn outcome(
+    s: &mut myrmex_postgres::PgStore,
+    run: myrmex_postgres::RunId,
+    attempt: i32,
+) -> Option<String> {
+    s.client()
+        .query_one(
+            "SELECT outcome FROM sched_attempt WHERE run_id = $1 AND attempt = $2",
+            &[&run.0, &attempt],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// A completion whose COMMIT reached the server but whose reply was lost is retried
+/// by its worker (on a new session): the retry finds the run already ended by this
+/// very attempt, reports it committed, and leaves the attempt's outcome alone.
+#[test]
+fn a_retried_completion_that_already_committed_is_not_relabelled() {
+    let Some(t) = db("race_retried_completion") else {
+        return;
+    };
+    let mut a = t.store("a");
+    effect_table(&mut a);
+    let job = a
+        .create_job(&JobSpec::new("j", "noop", Trigger::Manual))
+        .unwrap();
+    let run = a.trigger_now(job, None).unwrap().unwrap();
+    let c = a.claim(1).unwrap().remove(0);
+    let mut calls = 0;
+    let mut effect = |tx: &mut postgres::Transaction<'_>| {
+        calls += 1;
+        tx.execute("INSERT INTO effect VALUES ($1, $2)", &[&run.0, &c.attempt])
+            .map(|_| ())
+    };
+    assert_eq!(
+        a.complete(run, c.attempt, None, &mut effect).unwrap(),
+        Completion::Committed
+    );
+    // The retry, as from a fresh session after the first one was cut.
+    let mut retry = t.store("a");
+    assert_eq!(
+        retry.complete(run, c.attempt, None, &mut effect).unwrap(),
+        Completion::Committed
+    );
+    assert_eq!(calls, 1, "the effects ran once");
+    assert_eq!(outcome(&mut a, run, c.attempt).as_deref(), Some("ok"));
+    assert_eq!(state(&mut a, run), "succeeded");
+    // A failure reported for the attempt that succeeded is refused, and still does
+    // not relabel the committed outcome.
+    assert_eq!(a.fail(run, c.attempt, "late").unwrap(), Completion::Fenced);
+    assert_eq!(outcome(&mut a, run, c.attempt).as_deref(), Some("ok"));
+}
+
+/// The same for failures: a retried failure of an attempt whose failure committed is
+/// reported committed, both when the run ended `failed` and when it went back to
+/// `retry_wait` and another node already took the next attempt.
+#[test]
+fn a_retried_failure_that_already_committed_is_not_relabelled() {
+    let Some(t) = db("race_retried_failure") else {
+        return;
+    };
+    let mut a = t.store("a");
+    let mut b = t.store("b");
+    let mut spec = JobSpec::new("j", "noop", Trigger::Manual);
+    spec.max_attempts = 2;
+    spec.retry_backoff = SignedDuration::from_millis(1);
+    let job = a.create_job(&spec).unwrap();
+    let run = a.trigger_now(job, None).unwrap().unwrap();
+    let c1 = a.claim(1).unwrap().remove(0);
+    assert_eq!(a.fail(run, 1, "boom").unwrap(), Completion::Committed);
+    crate::common::make_due(&mut a);
+    let c2 = b.claim(1).unwrap().remove(0);
+    assert_eq!((c1.attempt, c2.attempt), (1, 2));
+    // a's retry of its failure, after b took attempt 2.
+    assert_eq!(a.fail(run, 1, "boom").unwrap(), Completion::Committed);
+    assert_eq!(outcome(&mut a, run, 1).as_deref(), Some("error"));
+    // A success reported for the failed attempt is refused without relabelling.
+    assert_eq!(complete(&mut a, &c1), Completion::Fenced);
+    assert_eq!(outcome(&mut a, run, 1).as_deref(), Some("error"));
+    // The last attempt fails for good; its retry is idempotent too.
+    assert_eq!(b.fail(run, 2, "boom 2").unwrap(), Completion::Committed);
+    assert_eq!(b.fail(run, 2, "boom 2").unwrap(), Completion::Committed);
+    assert_eq!(outcome(&mut a, run, 2).as_deref(), Some("error"));
+    assert_eq!(state(&mut a, run), "failed");
+    assert_eq!(
+        count(
+            &mut a,
+            "SELECT count(*) FROM sched_attempt WHERE outcome = 'fenced'"
+        ),
+        0
+    );
+}
+
+/// A genuinely stale attempt (its lease expired and another node took the run) is
+/// still labelled `fenced`, whether its completion or its failure arrives late.
+#[test]
+fn a_stale_attempt_is_still_labelled_fenced() {
+    let Some(t) = db("race_stale_fenced") else {
+        return;
+    };
+    let mut a = t.store("a");
+    let mut b = t.store("b");
+    let job = a
+        .create_job(&JobSpec::new("j", "noop", Trigger::Manual))
+        .unwrap();
+    let run = a.trigger_now(job, None).unwrap().unwrap();
+    a.claim(1).unwrap();
+    expire_all_leases(&mut a);
+    let cb = b.claim(1).unwrap().remove(0);
+    assert_eq!(outcome(&mut a, run, 1).as_deref(), Some("lease_expired"));
+    assert_eq!(a.fail(run, 1, "late").unwrap(), Completion::Fenced);
+    assert_eq!(outcome(&mut a, run, 1).as_deref(), Some("fenced"));
+    assert_eq!(
+        a.complete(run, 1, None, &mut |_| Ok(())).unwrap(),
+        Completion::Fenced
+    );
+    assert_eq!(outcome(&mut a, run, 1).as_deref(), Some("fenced"));
+    assert_eq!(complete(&mut b, &cb), Completion::Committed);
+    assert_eq!(outcome(&mut a, run, 2).as_deref(), Some("ok"));
 }
