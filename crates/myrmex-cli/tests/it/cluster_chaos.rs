@@ -853,6 +853,17 @@ fn check_invariants(db: &mut postgres::Client, cluster: &Cluster, effects: &Path
            WHERE e.node_id = prev.node_id AND e.kind IN ('kill','stop')
              AND e.at BETWEEN prev.started_at AND a.started_at)",
     );
+    // A rescue never takes a run before the lease it takes over has expired (on the
+    // database's clock): that is what keeps a slow-but-alive node's run single.
+    let early_rescues = rows(
+        db,
+        "SELECT a.run_id, a.attempt, a.started_at, a.rescued_lease_expired_at FROM sched_attempt a
+         WHERE a.rescued_lease_expired_at IS NOT NULL AND a.started_at < a.rescued_lease_expired_at",
+    );
+    assert!(
+        early_rescues.is_empty(),
+        "I8: runs rescued before their lease expired: {early_rescues:#?}"
+    );
     // Every kill or freeze of a node that lost runs it held was followed by a rescue.
     let unrescued = rows(
         db,
