@@ -33,6 +33,10 @@ pub struct ConnectOptions {
     pub idle_in_transaction_timeout: Duration,
     /// TCP connect timeout.
     pub connect_timeout: Duration,
+    /// The `application_name` of every session (shown in `pg_stat_activity`);
+    /// `myrmex` by default. Name your processes apart (e.g.
+    /// `myrmex/<schema>/<node>`) to find or terminate one process's sessions.
+    pub application_name: String,
 }
 
 impl ConnectOptions {
@@ -48,6 +52,7 @@ impl ConnectOptions {
             lock_timeout: Duration::from_secs(2),
             idle_in_transaction_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(5),
+            application_name: "myrmex".to_owned(),
         }
     }
 
@@ -62,6 +67,23 @@ impl ConnectOptions {
     #[must_use]
     pub fn node_id(mut self, node_id: &str) -> ConnectOptions {
         self.node_id = Some(node_id.to_owned());
+        self
+    }
+
+    /// The same options with another `application_name` for the sessions, e.g.
+    /// `myrmex/<schema>/<node>` (PostgreSQL keeps the first 63 bytes).
+    ///
+    /// ```
+    /// use myrmex_postgres::ConnectOptions;
+    ///
+    /// let o = ConnectOptions::new("postgres://localhost/db").schema("jobs");
+    /// assert_eq!(o.application_name, "myrmex");
+    /// let o = o.application_name("myrmex/jobs/node-1");
+    /// assert_eq!(o.application_name, "myrmex/jobs/node-1");
+    /// ```
+    #[must_use]
+    pub fn application_name(mut self, name: &str) -> ConnectOptions {
+        name.clone_into(&mut self.application_name);
         self
     }
 
@@ -86,7 +108,7 @@ impl ConnectOptions {
             .keepalives_idle(Duration::from_secs(10))
             .keepalives_interval(Duration::from_secs(5))
             .keepalives_retries(3)
-            .application_name("myrmex");
+            .application_name(&self.application_name);
         let mut client = config.connect(NoTls).map_err(db("connect"))?;
         client
             .batch_execute(&format!(

@@ -6,6 +6,7 @@
 //! `min_ms` and `max_ms` (derived from the occurrence key and attempt), checks
 //! `still_owned()`, and writes one row to the `effect` table through
 //! `commit_with`, so the row commits only with a fenced success. Runs until killed.
+//! Its sessions' `application_name` is `myrmex/<schema>/<node-id>`.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -68,7 +69,14 @@ fn main() {
     let poll = arg(&args, "--poll-ms")
         .and_then(|w| w.parse().ok())
         .unwrap_or(1000);
-    let mut config = NodeConfig::new(ConnectOptions::new(&url).schema(&schema).node_id(&node_id));
+    // Sessions named after the schema and node, so a test can terminate exactly
+    // its own cluster's sessions (`myrmex/<schema>/<node>`).
+    let mut config = NodeConfig::new(
+        ConnectOptions::new(&url)
+            .schema(&schema)
+            .node_id(&node_id)
+            .application_name(&format!("myrmex/{schema}/{node_id}")),
+    );
     config.workers = workers;
     config.poll = Duration::from_millis(poll);
     config.listen = !args.iter().any(|a| a == "--no-listen");

@@ -314,12 +314,16 @@ fn chaos_three_nodes_keep_every_invariant() {
             cluster.stopped[i] = false;
             event(&mut store, &node, "cont");
         } else {
+            // Only this cluster's node sessions (`myrmex/<schema>/<node>`, set by the
+            // node binary): other tests run in the same process on other schemas.
+            let prefix = format!("myrmex/{}/", cluster.schema);
             let n = store
                 .client()
                 .execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                     WHERE application_name = 'myrmex' AND pid <> pg_backend_pid() AND random() < 0.3",
-                    &[],
+                     WHERE left(application_name, length($1)) = $1 AND pid <> pg_backend_pid()
+                       AND random() < 0.3",
+                    &[&prefix],
                 )
                 .unwrap();
             event(&mut store, "*", "terminate");

@@ -52,3 +52,30 @@ fn schema_names_are_checked() {
         Err(Error::InvalidSchemaName { .. })
     ));
 }
+
+#[test]
+fn sessions_carry_the_configured_application_name() {
+    let Some(t) = db("application_name") else {
+        return;
+    };
+    let name = |s: &mut PgStore| -> String {
+        s.client()
+            .query_one("SELECT current_setting('application_name')", &[])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(name(&mut t.store("a")), "myrmex");
+    let mut b = PgStore::connect(
+        &t.options
+            .clone()
+            .node_id("b")
+            .application_name("myrmex/t_application_name/b"),
+    )
+    .unwrap();
+    assert_eq!(name(&mut b), "myrmex/t_application_name/b");
+    assert_eq!(
+        b.options().application_name,
+        "myrmex/t_application_name/b",
+        "kept in the store's options, so a Node's other sessions use it too"
+    );
+}
