@@ -324,3 +324,41 @@ fn the_one_running_index_keeps_manual_runs_of_a_serial_job_apart() {
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].run, second);
 }
+
+/// Design: a claim rescues expired leases before it takes new work, even when the
+/// new work has been due for longer (an older occurrence, an earlier
+/// `available_at`): a crashed node's runs are never starved by a backlog.
+#[test]
+fn a_claim_rescues_an_expired_lease_before_taking_older_pending_work() {
+    let Some(t) = db("rescue_first") else { return };
+    let mut a = t.store("a");
+    let mut b = t.store("b");
+    let job = a
+        .create_job(&JobSpec::new("r", "noop", Trigger::Manual))
+        .unwrap();
+    let orphan = a.trigger_now(job, None).unwrap().unwrap();
+    assert_eq!(a.claim(1).unwrap()[0].run, orphan);
+    expire_all_leases(&mut a);
+    let waiting = a.trigger_now(job, None).unwrap().unwrap();
+    // The pending run is the older occurrence and has been due for an hour.
+    a.client()
+        .execute(
+            "UPDATE sched_run SET scheduled_at = now() - interval '1 hour',
+               available_at = now() - interval '1 hour' WHERE id = $1",
+            &[&waiting.0],
+        )
+        .unwrap();
+    let first = b.claim(1).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        (first[0].run, first[0].attempt, first[0].rescued),
+        (orphan, 2, true),
+        "the rescue comes first"
+    );
+    let second = b.claim(1).unwrap();
+    assert_eq!(
+        (second[0].run, second[0].attempt, second[0].rescued),
+        (waiting, 1, false)
+    );
+    assert!(b.claim(1).unwrap().is_empty());
+}
