@@ -59,7 +59,7 @@ pub use store::{
 };
 pub use types::{
     DependencyRule, JobId, JobSpec, MisfirePolicy, NodeInfo, Origin, OverlapPolicy,
-    RECURRENCE_CALENDAR_ANCHOR, RunId, RunInfo, RunState, StageSpec, Trigger,
+    RECURRENCE_CALENDAR_ANCHOR, RetryBackoff, RunId, RunInfo, RunState, StageSpec, Trigger,
 };
 
 /// Re-exports of myrmex-core's calendar recurrence, for [`Trigger::recurrence`].

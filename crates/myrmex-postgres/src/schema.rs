@@ -4,7 +4,7 @@
 use crate::error::{Error, Result, db};
 
 /// The newest schema version this build creates and understands.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -158,7 +158,17 @@ CREATE INDEX sched_run_finished ON sched_run (finished_at)
 -- misfire policy decides over the whole backlog (0 when no backlog is pending).
 ALTER TABLE sched_job ADD COLUMN backlog_fired int NOT NULL DEFAULT 0;
 ",
+    r"
+-- The retry policy beyond its base delay: how the delay grows, and its cap (the
+-- defaults are the behaviour of older builds: exponential with jitter, at most 1 h).
+ALTER TABLE sched_job
+  ADD COLUMN retry_backoff_kind text NOT NULL DEFAULT 'exponential'
+    CHECK (retry_backoff_kind IN ('fixed','exponential')),
+  ADD COLUMN retry_max_delay_ms bigint NOT NULL DEFAULT 3600000;
+",
 ];
+
+const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
 
 /// Checks the schema quoting rules: a plain lowercase identifier, so it can be
 /// spliced into `SET search_path` and `CREATE SCHEMA` without quoting surprises.
@@ -228,26 +238,24 @@ pub(crate) fn migrate(client: &mut postgres::Client, schema: &str) -> Result<i32
 mod tests {
     use super::*;
 
-    /// A database created by an older build (schema version 2, with a job and a
-    /// finished run) upgrades in place and keeps its rows.
-    #[test]
-    fn a_version_2_database_upgrades_with_its_data() {
+    /// A session on a fresh schema `schema` migrated to `version` only, as an
+    /// older build left it; `None` (with a message) without a test database.
+    fn old_database(test: &str, schema: &str, version: usize) -> Option<postgres::Client> {
         let Ok(url) = std::env::var("MYRMEX_TEST_POSTGRES_URL") else {
             use std::io::Write;
             let _ = writeln!(
                 std::io::stderr(),
-                "SKIPPED a_version_2_database_upgrades_with_its_data: MYRMEX_TEST_POSTGRES_URL is not set"
+                "SKIPPED {test}: MYRMEX_TEST_POSTGRES_URL is not set"
             );
-            return;
+            return None;
         };
-        let schema = "u_upgrade_from_v2";
         let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
         c.batch_execute(&format!(
             "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path TO {schema};
              CREATE TABLE sched_schema_version (version int NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());"
         ))
         .unwrap();
-        for (i, sql) in MIGRATIONS[..2].iter().enumerate() {
+        for (i, sql) in MIGRATIONS[..version].iter().enumerate() {
             c.batch_execute(sql).unwrap();
             c.execute(
                 "INSERT INTO sched_schema_version (version) VALUES ($1)",
@@ -255,6 +263,18 @@ mod tests {
             )
             .unwrap();
         }
+        Some(c)
+    }
+
+    /// A database created by an older build (schema version 2, with a job and a
+    /// finished run) upgrades in place and keeps its rows.
+    #[test]
+    fn a_version_2_database_upgrades_with_its_data() {
+        let schema = "u_upgrade_from_v2";
+        let Some(mut c) = old_database("a_version_2_database_upgrades_with_its_data", schema, 2)
+        else {
+            return;
+        };
         c.batch_execute(
             "INSERT INTO sched_node (node_id, hostname, pid, version) VALUES ('n', 'h', 1, 'v');
              INSERT INTO sched_job (name, handler, trigger_kind, trigger_spec, next_fire_at)
@@ -285,6 +305,43 @@ mod tests {
             &[],
         )
         .unwrap();
+        c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .unwrap();
+    }
+
+    /// A version 4 database (before the retry policy columns) upgrades with its
+    /// jobs keeping the behaviour they had: exponential backoff capped at 1 h.
+    #[test]
+    fn a_version_4_database_upgrades_with_its_retry_policy_unchanged() {
+        let schema = "u_upgrade_from_v4";
+        let Some(mut c) = old_database(
+            "a_version_4_database_upgrades_with_its_retry_policy_unchanged",
+            schema,
+            4,
+        ) else {
+            return;
+        };
+        c.batch_execute(
+            "INSERT INTO sched_job (name, handler, trigger_kind, trigger_spec, next_fire_at, retry_backoff_ms)
+               VALUES ('j', 'h', 'manual', '{}', NULL, 2500);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut c, schema).unwrap(), SCHEMA_VERSION);
+        c.batch_execute(&format!("SET search_path TO {schema}"))
+            .unwrap();
+        let row = c
+            .query_one(
+                "SELECT (SELECT max(version) FROM sched_schema_version), retry_backoff_ms,
+                        retry_backoff_kind, retry_max_delay_ms FROM sched_job",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, i32>(0), SCHEMA_VERSION);
+        assert_eq!(row.get::<_, i64>(1), 2500);
+        assert_eq!(row.get::<_, &str>(2), "exponential");
+        assert_eq!(row.get::<_, i64>(3), 3_600_000);
+        let bad = c.execute("UPDATE sched_job SET retry_backoff_kind = 'linear'", &[]);
+        assert!(bad.is_err(), "the kind is checked");
         c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
             .unwrap();
     }

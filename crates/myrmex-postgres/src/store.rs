@@ -545,8 +545,9 @@ impl PgStore {
             .query_one(
                 "INSERT INTO sched_job (name, handler, trigger_kind, trigger_spec, next_fire_at, misfire_policy,
                    misfire_grace_ms, max_catchup, overlap_policy, max_attempts, retry_backoff_ms, lease_ttl_ms,
-                   timeout_ms, payload, paused)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
+                   timeout_ms, payload, paused, retry_backoff_kind, retry_max_delay_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                 RETURNING id",
                 &[
                     &spec.name,
                     &spec.handler,
@@ -563,6 +564,8 @@ impl PgStore {
                     &spec.timeout.map(|t| t.as_millis() as i64),
                     &spec.payload,
                     &spec.paused,
+                    &spec.retry_backoff_kind.as_str(),
+                    &(spec.retry_max_delay.as_millis() as i64),
                 ],
             )
             .map_err(db("insert a job"))?;
@@ -634,7 +637,8 @@ impl PgStore {
                 .execute(
                     "UPDATE sched_job SET handler = $2, misfire_policy = $3, misfire_grace_ms = $4,
                        max_catchup = $5, overlap_policy = $6, max_attempts = $7, retry_backoff_ms = $8,
-                       lease_ttl_ms = $9, timeout_ms = $10, payload = $11, paused = $12, updated_at = now()
+                       lease_ttl_ms = $9, timeout_ms = $10, payload = $11, paused = $12,
+                       retry_backoff_kind = $13, retry_max_delay_ms = $14, updated_at = now()
                      WHERE id = $1",
                     &[
                         &id.0,
@@ -649,6 +653,8 @@ impl PgStore {
                         &spec.timeout.map(|t| t.as_millis() as i64),
                         &spec.payload,
                         &spec.paused,
+                        &spec.retry_backoff_kind.as_str(),
+                        &(spec.retry_max_delay.as_millis() as i64),
                     ],
                 )
                 .map_err(db("update a job"))?;
@@ -1372,7 +1378,8 @@ impl PgStore {
     }
 
     /// Records a failed attempt, fenced like [`PgStore::complete`]: the run waits
-    /// for a retry (exponential backoff from the job's base, with jitter) or, after
+    /// for a retry (after the job's [`crate::RetryBackoff`] delay, on the
+    /// database's clock) or, after
     /// its last attempt, ends `failed` and resolves its dependents (`all_success`:
     /// skipped transitively; `all_done`: released). Like [`PgStore::complete`] it is
     /// idempotent: repeating a failure that already committed for this attempt
@@ -1388,8 +1395,9 @@ impl PgStore {
                 "UPDATE sched_run r SET
                    state = CASE WHEN r.attempt < r.max_attempts THEN 'retry_wait' ELSE 'failed' END,
                    available_at = CASE WHEN r.attempt < r.max_attempts
-                     THEN now() + least(j.retry_backoff_ms * power(2, r.attempt - 1) * (0.75 + random() * 0.5),
-                                        3600000) * interval '1 ms'
+                     THEN now() + CASE WHEN j.retry_backoff_kind = 'fixed' THEN j.retry_backoff_ms::float8
+                       ELSE least(j.retry_backoff_ms * power(2, r.attempt - 1) * (0.75 + random() * 0.5),
+                                  j.retry_max_delay_ms) END * interval '1 ms'
                      ELSE r.available_at END,
                    finished_at = CASE WHEN r.attempt < r.max_attempts THEN NULL ELSE now() END,
                    last_error = $3, lease_owner = NULL, lease_expires_at = NULL

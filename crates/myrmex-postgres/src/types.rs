@@ -459,6 +459,28 @@ impl OverlapPolicy {
     }
 }
 
+/// How the delay before a retry grows from [`JobSpec::retry_backoff`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RetryBackoff {
+    /// Every retry waits `retry_backoff` exactly (no jitter, no cap).
+    Fixed,
+    /// Retry `n` (after attempt `n`) waits `retry_backoff · 2^(n−1)`, times a
+    /// random factor in `[0.75, 1.25]` so that nodes do not retry in lockstep,
+    /// capped at [`JobSpec::retry_max_delay`]. The default.
+    #[default]
+    Exponential,
+}
+
+impl RetryBackoff {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RetryBackoff::Fixed => "fixed",
+            RetryBackoff::Exponential => "exponential",
+        }
+    }
+}
+
 /// When a dependent run may start, given how its dependency ended.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -527,8 +549,12 @@ pub struct JobSpec {
     pub overlap: OverlapPolicy,
     /// Attempts before a run is `failed`/`dead`.
     pub max_attempts: u32,
-    /// Base of the exponential retry backoff.
+    /// The delay before the first retry: the base of the backoff.
     pub retry_backoff: SignedDuration,
+    /// How the delay grows between retries (default: exponential with jitter).
+    pub retry_backoff_kind: RetryBackoff,
+    /// The longest delay of an exponential backoff (default: one hour).
+    pub retry_max_delay: SignedDuration,
     /// Lease duration of a claimed run.
     pub lease_ttl: SignedDuration,
     /// Cooperative per-attempt time limit handed to the handler.
@@ -557,6 +583,8 @@ impl JobSpec {
             overlap: OverlapPolicy::default(),
             max_attempts: 3,
             retry_backoff: SignedDuration::from_secs(10),
+            retry_backoff_kind: RetryBackoff::Exponential,
+            retry_max_delay: SignedDuration::from_hours(1),
             lease_ttl: SignedDuration::from_secs(30),
             timeout: None,
             pipeline: Vec::new(),

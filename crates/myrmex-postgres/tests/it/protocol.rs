@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use myrmex_postgres::{Completion, JobSpec, OverlapPolicy, RunState, Trigger};
+use myrmex_postgres::{Completion, JobSpec, OverlapPolicy, RetryBackoff, RunState, Trigger};
 
 use crate::common::{complete, count, db, expire_all_leases, make_due, now, state};
 
@@ -361,4 +361,77 @@ fn a_claim_rescues_an_expired_lease_before_taking_older_pending_work() {
         (waiting, 1, false)
     );
     assert!(b.claim(1).unwrap().is_empty());
+}
+
+/// The delay of every retry, on the database's clock: `available_at` minus the
+/// failed attempt's `finished_at`, both the `now()` of the failing transaction.
+#[test]
+fn retries_wait_as_the_backoff_kind_says_on_the_database_clock() {
+    let Some(t) = db("retry_backoff") else { return };
+    let mut a = t.store("a");
+    // (job, kind, base ms, max delay ms, [(least, most) ms per retry]).
+    type Case<'a> = (&'a str, RetryBackoff, i64, i64, &'a [(i64, i64)]);
+    let cases: &[Case<'_>] = &[
+        (
+            "fixed",
+            RetryBackoff::Fixed,
+            7_000,
+            1_000,
+            &[(7_000, 7_000), (7_000, 7_000), (7_000, 7_000)],
+        ),
+        (
+            "exponential",
+            RetryBackoff::Exponential,
+            1_000,
+            3_000,
+            // 1 s, 2 s and 4 s ± 25 %, the last capped at 3 s; then the cap.
+            &[(750, 1_250), (1_500, 2_500), (3_000, 3_000), (3_000, 3_000)],
+        ),
+        (
+            // The defaults: exponential, capped at one hour (6000 s · ≥ 0.75 > 1 h).
+            "default_cap",
+            RetryBackoff::default(),
+            3_000_000,
+            -1,
+            &[(2_250_000, 3_600_000), (3_600_000, 3_600_000)],
+        ),
+    ];
+    for (name, kind, base, max, want) in cases {
+        let mut spec = JobSpec::new(name, "noop", Trigger::Manual);
+        spec.retry_backoff = SignedDuration::from_millis(*base);
+        spec.retry_backoff_kind = *kind;
+        if *max >= 0 {
+            spec.retry_max_delay = SignedDuration::from_millis(*max);
+        }
+        spec.max_attempts = want.len() as u32 + 1;
+        let job = a.create_job(&spec).unwrap();
+        let run = a.trigger_now(job, None).unwrap().unwrap();
+        for (i, (least, most)) in want.iter().enumerate() {
+            let c = a.claim(1).unwrap().remove(0);
+            assert_eq!((c.run, c.attempt), (run, i as i32 + 1), "{name}");
+            assert_eq!(
+                a.fail(c.run, c.attempt, "boom").unwrap(),
+                Completion::Committed
+            );
+            let delay = count(
+                &mut a,
+                &format!(
+                    "SELECT (extract(epoch FROM r.available_at - x.finished_at) * 1000)::bigint
+                     FROM sched_run r JOIN sched_attempt x ON x.run_id = r.id AND x.attempt = r.attempt
+                     WHERE r.id = {}",
+                    run.0
+                ),
+            );
+            assert!(
+                (*least..=*most).contains(&delay),
+                "{name}: retry {} waits {delay} ms, not in {least}..={most}",
+                i + 1
+            );
+            assert_eq!(state(&mut a, run), "retry_wait");
+            make_due(&mut a);
+        }
+        let last = a.claim(1).unwrap().remove(0);
+        a.fail(last.run, last.attempt, "boom").unwrap();
+        assert_eq!(state(&mut a, run), "failed", "{name}");
+    }
 }
