@@ -4,7 +4,7 @@
 use crate::error::{Error, Result, db};
 
 /// The newest schema version this build creates and understands.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -166,6 +166,11 @@ ALTER TABLE sched_job
     CHECK (retry_backoff_kind IN ('fixed','exponential')),
   ADD COLUMN retry_max_delay_ms bigint NOT NULL DEFAULT 3600000;
 ",
+    r"
+-- A bound on the runs of an `allow` job holding a lease at once (NULL: none).
+ALTER TABLE sched_job ADD COLUMN max_concurrent int CHECK (max_concurrent > 0);
+CREATE INDEX sched_job_limited ON sched_job (id) WHERE max_concurrent IS NOT NULL;
+",
 ];
 
 const _: () = assert!(MIGRATIONS.len() == SCHEMA_VERSION as usize);
@@ -309,8 +314,9 @@ mod tests {
             .unwrap();
     }
 
-    /// A version 4 database (before the retry policy columns) upgrades with its
-    /// jobs keeping the behaviour they had: exponential backoff capped at 1 h.
+    /// A version 4 database (before the retry policy and concurrency bound
+    /// columns) upgrades with its jobs keeping the behaviour they had: exponential
+    /// backoff capped at 1 h, no bound.
     #[test]
     fn a_version_4_database_upgrades_with_its_retry_policy_unchanged() {
         let schema = "u_upgrade_from_v4";
@@ -332,7 +338,7 @@ mod tests {
         let row = c
             .query_one(
                 "SELECT (SELECT max(version) FROM sched_schema_version), retry_backoff_ms,
-                        retry_backoff_kind, retry_max_delay_ms FROM sched_job",
+                        retry_backoff_kind, retry_max_delay_ms, max_concurrent IS NULL FROM sched_job",
                 &[],
             )
             .unwrap();
@@ -340,6 +346,7 @@ mod tests {
         assert_eq!(row.get::<_, i64>(1), 2500);
         assert_eq!(row.get::<_, &str>(2), "exponential");
         assert_eq!(row.get::<_, i64>(3), 3_600_000);
+        assert!(row.get::<_, bool>(4), "no concurrency bound");
         let bad = c.execute("UPDATE sched_job SET retry_backoff_kind = 'linear'", &[]);
         assert!(bad.is_err(), "the kind is checked");
         c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))

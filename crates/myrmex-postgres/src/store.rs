@@ -545,8 +545,8 @@ impl PgStore {
             .query_one(
                 "INSERT INTO sched_job (name, handler, trigger_kind, trigger_spec, next_fire_at, misfire_policy,
                    misfire_grace_ms, max_catchup, overlap_policy, max_attempts, retry_backoff_ms, lease_ttl_ms,
-                   timeout_ms, payload, paused, retry_backoff_kind, retry_max_delay_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                   timeout_ms, payload, paused, retry_backoff_kind, retry_max_delay_ms, max_concurrent)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
                  RETURNING id",
                 &[
                     &spec.name,
@@ -566,6 +566,7 @@ impl PgStore {
                     &spec.paused,
                     &spec.retry_backoff_kind.as_str(),
                     &(spec.retry_max_delay.as_millis() as i64),
+                    &concurrency_limit(spec),
                 ],
             )
             .map_err(db("insert a job"))?;
@@ -638,7 +639,8 @@ impl PgStore {
                     "UPDATE sched_job SET handler = $2, misfire_policy = $3, misfire_grace_ms = $4,
                        max_catchup = $5, overlap_policy = $6, max_attempts = $7, retry_backoff_ms = $8,
                        lease_ttl_ms = $9, timeout_ms = $10, payload = $11, paused = $12,
-                       retry_backoff_kind = $13, retry_max_delay_ms = $14, updated_at = now()
+                       retry_backoff_kind = $13, retry_max_delay_ms = $14, max_concurrent = $15,
+                       updated_at = now()
                      WHERE id = $1",
                     &[
                         &id.0,
@@ -655,6 +657,7 @@ impl PgStore {
                         &spec.paused,
                         &spec.retry_backoff_kind.as_str(),
                         &(spec.retry_max_delay.as_millis() as i64),
+                        &concurrency_limit(spec),
                     ],
                 )
                 .map_err(db("update a job"))?;
@@ -1098,8 +1101,11 @@ impl PgStore {
 
     /// Claims up to `batch` runs for this node: first gives up on runs whose lease
     /// expired after their last attempt (`dead`), then rescues expired leases, then
-    /// takes due work. Each claim increments the attempt (the fencing token) and
-    /// sets a lease of the job's `lease_ttl` from the database's `now()`.
+    /// takes due work: first of jobs with a [`JobSpec::max_concurrent`] (each under
+    /// a per-job advisory lock, counting its running runs in a fresh statement, so
+    /// nodes claiming side by side never exceed the bound), then of the others.
+    /// Each claim increments the attempt (the fencing token) and sets a lease of
+    /// the job's `lease_ttl` from the database's `now()`.
     ///
     /// # Errors
     /// [`Error::Db`].
@@ -1115,13 +1121,83 @@ impl PgStore {
             batch,
         )?;
         if out.len() < batch {
+            let more = self.claim_limited(batch - out.len())?;
+            out.extend(more);
+        }
+        if out.len() < batch {
             let more = self.claim_with(
                 "SELECT id, NULL::timestamptz AS old_exp FROM sched_run
                  WHERE state IN ('pending','retry_wait') AND available_at <= now()
+                   AND NOT EXISTS (SELECT 1 FROM sched_job j
+                                   WHERE j.id = sched_run.job_id AND j.max_concurrent IS NOT NULL)
                  ORDER BY available_at, id LIMIT $2 FOR UPDATE SKIP LOCKED",
                 batch - out.len(),
             )?;
             out.extend(more);
+        }
+        Ok(out)
+    }
+
+    /// Claims due runs of jobs with a concurrency bound, one job per transaction:
+    /// the job's advisory lock serializes the claimers of that job, and the claim
+    /// statement, started after the lock is held, sees every claim committed
+    /// before it (READ COMMITTED takes a snapshot per statement), so its count of
+    /// running runs is exact. (Rescues keep a run `running`, so they never change
+    /// the count; only this path turns a bounded job's run `running`.)
+    fn claim_limited(&mut self, batch: usize) -> Result<Vec<ClaimedRun>> {
+        let due = self.prep(
+            "SELECT j.id, j.max_concurrent FROM sched_job j
+             WHERE j.max_concurrent IS NOT NULL
+               AND EXISTS (SELECT 1 FROM sched_run r WHERE r.job_id = j.id
+                             AND r.state IN ('pending','retry_wait') AND r.available_at <= now())
+             ORDER BY j.id LIMIT 100",
+        )?;
+        let jobs: Vec<(i64, i32)> = self
+            .client
+            .query(&due, &[])
+            .map_err(db("find bounded jobs with due runs"))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lock = self
+            .prep("SELECT pg_advisory_xact_lock(hashtext($1), ($2::bigint % 2147483647)::int)")?;
+        let claim = self.prep(&claim_sql(
+            "SELECT id, NULL::timestamptz AS old_exp FROM sched_run
+             WHERE job_id = $3 AND state IN ('pending','retry_wait') AND available_at <= now()
+             ORDER BY available_at, id
+             LIMIT least($2, greatest(0, $4::bigint
+               - (SELECT count(*) FROM sched_run WHERE job_id = $3 AND state = 'running')))
+             FOR UPDATE SKIP LOCKED",
+        ))?;
+        let key = format!("myrmex.max_concurrent.{}", self.options.schema);
+        let node = self.node_id.clone();
+        let mut out = Vec::new();
+        for (job, limit) in jobs {
+            if out.len() >= batch {
+                break;
+            }
+            let mut tx = self.client.transaction().map_err(db("begin"))?;
+            tx.execute(&lock, &[&key, &job])
+                .map_err(db("lock a bounded job"))?;
+            let claimed_at = Instant::now();
+            let rows = tx
+                .query(
+                    &claim,
+                    &[
+                        &node,
+                        &((batch - out.len()) as i64),
+                        &job,
+                        &i64::from(limit),
+                    ],
+                )
+                .map_err(db("claim runs of a bounded job"))?;
+            tx.commit().map_err(db("commit claims"))?;
+            for r in &rows {
+                out.push(claimed_run(r, claimed_at)?);
+            }
         }
         Ok(out)
     }
@@ -1452,6 +1528,14 @@ impl PgStore {
         tx.commit().map_err(db("commit a cancel"))?;
         Ok(n > 0)
     }
+}
+
+/// The bound stored for a job: `max_concurrent` applies to `allow` jobs only (the
+/// other policies already run one at a time).
+fn concurrency_limit(spec: &JobSpec) -> Option<i32> {
+    spec.max_concurrent
+        .filter(|_| spec.overlap == OverlapPolicy::Allow)
+        .map(|n| i32::try_from(n.max(1)).unwrap_or(i32::MAX))
 }
 
 fn run_info(r: &Row) -> Result<RunInfo> {

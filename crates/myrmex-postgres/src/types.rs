@@ -547,6 +547,10 @@ pub struct JobSpec {
     pub max_catchup: u32,
     /// Overlap behaviour.
     pub overlap: OverlapPolicy,
+    /// With [`OverlapPolicy::Allow`], at most this many runs of the job hold a
+    /// lease at once, across all nodes (`None`, the default: no limit). The other
+    /// policies run one at a time and ignore it.
+    pub max_concurrent: Option<u32>,
     /// Attempts before a run is `failed`/`dead`.
     pub max_attempts: u32,
     /// The delay before the first retry: the base of the backoff.
@@ -581,6 +585,7 @@ impl JobSpec {
             misfire_grace: SignedDuration::from_secs(60),
             max_catchup: 100,
             overlap: OverlapPolicy::default(),
+            max_concurrent: None,
             max_attempts: 3,
             retry_backoff: SignedDuration::from_secs(10),
             retry_backoff_kind: RetryBackoff::Exponential,

@@ -315,3 +315,110 @@ fn a_stale_attempt_is_still_labelled_fenced() {
     assert_eq!(complete(&mut b, &cb), Completion::Committed);
     assert_eq!(outcome(&mut a, run, 2).as_deref(), Some("ok"));
 }
+
+/// `allow` with `max_concurrent = 2`: claims on two sessions never hold more than
+/// two leases of the job, a finished run frees a slot, and unbounded jobs are
+/// claimed beside it as usual.
+#[test]
+fn max_concurrent_bounds_the_running_runs_of_an_allow_job() {
+    let Some(t) = db("race_max_concurrent") else {
+        return;
+    };
+    let mut a = t.store("a");
+    let mut b = t.store("b");
+    let mut spec = JobSpec::new("bounded", "noop", Trigger::Manual);
+    spec.overlap = myrmex_postgres::OverlapPolicy::Allow;
+    spec.max_concurrent = Some(2);
+    let bounded = a.create_job(&spec).unwrap();
+    let free = a
+        .create_job(&JobSpec::new("free", "noop", Trigger::Manual))
+        .unwrap();
+    for _ in 0..5 {
+        a.trigger_now(bounded, None).unwrap().unwrap();
+    }
+    for _ in 0..3 {
+        a.trigger_now(free, None).unwrap().unwrap();
+    }
+    let of =
+        |runs: &[myrmex_postgres::ClaimedRun], job| runs.iter().filter(|r| r.job == job).count();
+    let ca = a.claim(10).unwrap();
+    assert_eq!((of(&ca, bounded), of(&ca, free)), (2, 3));
+    let cb = b.claim(10).unwrap();
+    assert!(cb.is_empty(), "the bound is reached: {cb:?}");
+    let first = ca.iter().find(|r| r.job == bounded).unwrap();
+    assert_eq!(complete(&mut a, first), Completion::Committed);
+    let cb = b.claim(10).unwrap();
+    assert_eq!(of(&cb, bounded), 1, "one slot freed");
+    assert!(b.claim(10).unwrap().is_empty());
+    // A rescue keeps the count: the expired lease is taken over, not added to.
+    expire_all_leases(&mut a);
+    let rescued = b.claim(10).unwrap();
+    assert!(rescued.iter().all(|r| r.rescued), "{rescued:?}");
+    assert_eq!(
+        count(
+            &mut a,
+            &format!(
+                "SELECT count(*) FROM sched_run WHERE job_id = {} AND state = 'running'",
+                bounded.0
+            )
+        ),
+        2
+    );
+}
+
+/// Four sessions claiming at the same instant (released by a barrier), round after
+/// round: the bound holds whatever the interleaving.
+#[test]
+fn max_concurrent_holds_under_simultaneous_claims() {
+    let Some(t) = db("race_max_concurrent_threads") else {
+        return;
+    };
+    const SESSIONS: usize = 4;
+    const LIMIT: i64 = 3;
+    let mut a = t.store("a");
+    let mut spec = JobSpec::new("bounded", "noop", Trigger::Manual);
+    spec.max_concurrent = Some(LIMIT as u32);
+    let job = a.create_job(&spec).unwrap();
+    let mut stores: Vec<_> = (0..SESSIONS).map(|i| t.store(&format!("n{i}"))).collect();
+    for round in 0..5 {
+        for _ in 0..10 {
+            a.trigger_now(job, None).unwrap().unwrap();
+        }
+        let barrier = std::sync::Barrier::new(SESSIONS);
+        let claimed: Vec<myrmex_postgres::ClaimedRun> = std::thread::scope(|s| {
+            let handles: Vec<_> = stores
+                .iter_mut()
+                .map(|st| {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        barrier.wait();
+                        st.claim(10).unwrap()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert_eq!(claimed.len() as i64, LIMIT, "round {round}");
+        assert_eq!(
+            count(
+                &mut a,
+                "SELECT count(*) FROM sched_run WHERE state = 'running'"
+            ),
+            LIMIT,
+            "round {round}"
+        );
+        // Finish everything before the next round.
+        for c in &claimed {
+            assert_eq!(complete(&mut a, c), Completion::Committed);
+        }
+        while let Some(more) = Some(a.claim(10).unwrap()).filter(|v| !v.is_empty()) {
+            assert!(more.len() as i64 <= LIMIT);
+            for c in &more {
+                complete(&mut a, c);
+            }
+        }
+    }
+}
