@@ -249,13 +249,16 @@ struct JobRow {
     pipeline: bool,
     /// Misfires fired by earlier passes of a backlog that is still being worked off.
     backlog_fired: i32,
+    /// The bound of an `allow` job on its active runs.
+    max_concurrent: Option<i32>,
 }
 
 const JOB_COLUMNS: &str = "id, name, trigger_kind, trigger_spec, def_version, next_fire_at, misfire_policy, \
-     misfire_grace_ms, max_catchup, overlap_policy, max_attempts, pipeline_id IS NOT NULL, backlog_fired";
+     misfire_grace_ms, max_catchup, overlap_policy, max_attempts, pipeline_id IS NOT NULL, backlog_fired, \
+     max_concurrent";
 
 /// The index of the `now()` selected right after [`JOB_COLUMNS`].
-const NOW_COLUMN: usize = 13;
+const NOW_COLUMN: usize = 14;
 
 fn job_row(r: &Row) -> Result<JobRow> {
     Ok(JobRow {
@@ -271,6 +274,7 @@ fn job_row(r: &Row) -> Result<JobRow> {
         max_attempts: r.get(10),
         pipeline: r.get(11),
         backlog_fired: r.get(12),
+        max_concurrent: r.get(13),
     })
 }
 
@@ -1888,6 +1892,7 @@ fn materialize_job(
     // never ahead of time.
     let ahead = match j.overlap {
         OverlapPolicy::Skip | OverlapPolicy::BufferOne => SignedDuration::ZERO,
+        OverlapPolicy::Allow if j.max_concurrent.is_some() => SignedDuration::ZERO,
         _ => SignedDuration::try_from(lookahead).unwrap_or(SignedDuration::ZERO),
     };
     let horizon = db_now.saturating_add(ahead).unwrap_or(db_now);
@@ -2016,6 +2021,8 @@ struct OverlapState {
     last: Option<(DepOn, bool)>,
     /// Whether a blocked (buffered) run exists.
     buffered: bool,
+    /// For a bounded `allow` job: its bound and how many of its runs are active.
+    bound: Option<(usize, usize)>,
 }
 
 impl OverlapState {
@@ -2024,8 +2031,26 @@ impl OverlapState {
             policy: j.overlap,
             last: None,
             buffered: false,
+            bound: None,
         };
-        if j.overlap == OverlapPolicy::Allow || j.pipeline {
+        if j.pipeline {
+            return Ok(st);
+        }
+        if j.overlap == OverlapPolicy::Allow {
+            if let Some(limit) = j.max_concurrent {
+                let active: i64 = tx
+                    .query_one(
+                        "SELECT count(*) FROM sched_run
+                         WHERE job_id = $1 AND stage = '' AND state IN ('blocked','pending','running','retry_wait')",
+                        &[&j.id.0],
+                    )
+                    .map_err(db("count active runs"))?
+                    .get(0);
+                st.bound = Some((
+                    usize::try_from(limit).unwrap_or(1).max(1),
+                    usize::try_from(active).unwrap_or(0),
+                ));
+            }
             return Ok(st);
         }
         let rows = tx
@@ -2053,7 +2078,16 @@ impl OverlapState {
             DepOn::New(t, s) => DepOn::New(*t, s.clone()),
         };
         match self.policy {
-            OverlapPolicy::Allow => {}
+            OverlapPolicy::Allow => {
+                // At most `limit` active runs; occurrences beyond are skipped.
+                if let Some((limit, active)) = &mut self.bound {
+                    if *active >= *limit {
+                        run.state = "skipped";
+                    } else {
+                        *active += 1;
+                    }
+                }
+            }
             OverlapPolicy::Skip => {
                 if self.last.is_some() {
                     run.state = "skipped";

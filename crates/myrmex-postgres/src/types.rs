@@ -547,8 +547,11 @@ pub struct JobSpec {
     pub max_catchup: u32,
     /// Overlap behaviour.
     pub overlap: OverlapPolicy,
-    /// With [`OverlapPolicy::Allow`], at most this many runs of the job hold a
-    /// lease at once, across all nodes (`None`, the default: no limit). The other
+    /// With [`OverlapPolicy::Allow`], at most this many runs of the job are active
+    /// at once, across all nodes (`None`, the default: no limit): an occurrence
+    /// that comes due while this many runs are active (waiting, running or
+    /// waiting for a retry) is recorded as `skipped`, and a claim never lets more
+    /// than this many hold a lease (a manual run waits for a free slot). The other
     /// policies run one at a time and ignore it.
     pub max_concurrent: Option<u32>,
     /// Attempts before a run is `failed`/`dead`.

@@ -435,3 +435,34 @@ fn retries_wait_as_the_backoff_kind_says_on_the_database_clock() {
         assert_eq!(state(&mut a, run), "failed", "{name}");
     }
 }
+
+/// `allow` with `max_concurrent = 2`, like the in-process scheduler: occurrences
+/// that come due while two runs are active are recorded as skipped, and nothing
+/// is materialized ahead of time (the decision needs the active runs of then).
+#[test]
+fn overlap_allow_with_a_bound_skips_beyond_it() {
+    let Some(t) = db("overlap_allow_bound") else {
+        return;
+    };
+    let mut a = t.store("a");
+    let mut spec = JobSpec::new("ab", "noop", Trigger::every(secs(1)));
+    spec.overlap = OverlapPolicy::Allow;
+    spec.max_concurrent = Some(2);
+    spec.start = Some(now(&mut a) - secs(5));
+    let job = a.create_job(&spec).unwrap();
+    let report = a.materialize(Duration::from_secs(10)).unwrap();
+    let runs = a.runs(job).unwrap();
+    let states: Vec<RunState> = runs.iter().map(|r| r.state).collect();
+    assert!(runs.len() >= 5, "{runs:?}");
+    assert_eq!(&states[..2], &[RunState::Pending, RunState::Pending]);
+    assert!(
+        states[2..].iter().all(|s| *s == RunState::Skipped),
+        "{states:?}"
+    );
+    assert_eq!((report.inserted, report.skipped), (2, runs.len() - 2));
+    let db_now = report.db_now.unwrap();
+    assert!(
+        runs.iter().all(|r| r.scheduled_at <= db_now),
+        "no lookahead"
+    );
+}
