@@ -691,6 +691,8 @@ impl<'s> Validator<'s> {
         let mut shutdown_grace = SignedDuration::from_secs(30);
         let mut kill_grace = SignedDuration::from_secs(10);
         let mut history_retention = Some(SignedDuration::from_hours(24 * 30));
+        // Where a `history_retention` duration is written (not `forever`).
+        let mut retention_span: Option<Sp> = None;
         let mut output_tail_bytes = 16 * 1024;
         let mut lease = SignedDuration::from_secs(30);
         let mut archive_after = SignedDuration::from_hours(24 * 7);
@@ -746,7 +748,10 @@ impl<'s> Validator<'s> {
                 "history_retention" => match val.get_ref() {
                     DeValue::String(s) if s == "forever" => history_retention = None,
                     _ => match self.duration(val, "`scheduler.history_retention`", false) {
-                        Some(d) => history_retention = Some(d),
+                        Some(d) => {
+                            history_retention = Some(d);
+                            retention_span = Some(sp.clone());
+                        }
                         None => ok = false,
                     },
                 },
@@ -761,6 +766,21 @@ impl<'s> Validator<'s> {
                     self.unknown_key(key, sp, "`[scheduler]`", SCHEDULER_KEYS);
                 }
             }
+        }
+        if let (Some(StoreSpec::Postgres(_)), Some(sp)) = (&store, retention_span) {
+            // The cluster keeps every run: it only moves old ones to the history table.
+            self.error(
+                Diagnostic::new(
+                    "`scheduler.history_retention` is not supported with a PostgreSQL store",
+                    Some(sp),
+                )
+                .label("runs would be kept anyway")
+                .help(
+                    "with a `postgres://` store finished runs move to the history table after \
+                     `archive_after` and are kept there; remove `history_retention` (or write \
+                     \"forever\") and delete old rows of `sched_run_history` yourself if needed",
+                ),
+            );
         }
         let (zone, store) = (zone?, store?);
         ok.then_some(SchedulerConfig {

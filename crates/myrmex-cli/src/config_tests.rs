@@ -324,3 +324,35 @@ cron = "*/5 61 * * *"
         err.render()
     );
 }
+
+#[test]
+fn settings_a_postgres_store_would_ignore_are_refused_where_written() {
+    let text = r#"
+[scheduler]
+store = "postgres://db/myrmex"
+history_retention = "7 days"
+
+[[job]]
+name = "a"
+command = "true"
+every = "1m"
+"#;
+    let err = parse(text).unwrap_err();
+    assert_eq!(
+        problems(text),
+        vec!["4:1 `scheduler.history_retention` is not supported with a PostgreSQL store"]
+    );
+    let rendered = err.render();
+    assert!(
+        rendered.contains("help: with a `postgres://` store"),
+        "{rendered}"
+    );
+    // What the cluster does anyway is accepted, and other stores keep the setting.
+    for ok in [
+        "[scheduler]\nstore = \"postgres://db/myrmex\"\nhistory_retention = \"forever\"\n",
+        "[scheduler]\nstore = \"sqlite:state.db\"\nhistory_retention = \"7 days\"\n",
+        "[scheduler]\nhistory_retention = \"7 days\"\n",
+    ] {
+        assert_eq!(problems(ok), Vec::<String>::new(), "{ok}");
+    }
+}
