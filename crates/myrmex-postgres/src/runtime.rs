@@ -286,6 +286,41 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// Connects (migrating the schema), registers the node and starts its threads.
     ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::sync::{Arc, Mutex, mpsc};
+    /// use std::time::Duration;
+    ///
+    /// use myrmex_postgres::{ConnectOptions, Handler, JobSpec, Node, NodeConfig, PgStore, Trigger};
+    ///
+    /// // Runs against the database named by MYRMEX_TEST_POSTGRES_URL (CI sets it).
+    /// let Ok(url) = std::env::var("MYRMEX_TEST_POSTGRES_URL") else {
+    ///     return Ok(());
+    /// };
+    /// let options = ConnectOptions::new(&url).schema("doc_node_start");
+    /// # options.open_session()?.batch_execute("DROP SCHEMA IF EXISTS doc_node_start CASCADE")?;
+    /// let (done, ran) = mpsc::channel();
+    /// let done = Mutex::new(done);
+    /// let greet: Handler = Arc::new(move |ctx| {
+    ///     let key = ctx.run_key();
+    ///     done.lock().unwrap().send(key).unwrap();
+    ///     Ok(None)
+    /// });
+    /// let node = Node::start(
+    ///     NodeConfig::new(options.clone()),
+    ///     HashMap::from([("greet".to_owned(), greet)]),
+    /// )?;
+    /// // Any process may define and trigger jobs; one of the nodes runs each run once.
+    /// let mut store = PgStore::connect(&options)?;
+    /// let job = store.create_job(&JobSpec::new("hello", "greet", Trigger::Manual))?;
+    /// store.trigger_now(job, None)?;
+    /// let key = ran.recv_timeout(Duration::from_secs(60))?;
+    /// assert!(key.starts_with(&format!("{job}/")));
+    /// node.shutdown()?;
+    /// # store.client().batch_execute("DROP SCHEMA doc_node_start CASCADE")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// Connection, migration or registration errors of the first session.
     pub fn start(config: NodeConfig, handlers: HashMap<String, Handler>) -> Result<Node> {

@@ -326,6 +326,27 @@ impl std::fmt::Debug for PgStore {
 impl PgStore {
     /// Connects, applies the session settings and migrates the schema.
     ///
+    /// ```
+    /// use myrmex_postgres::{Completion, ConnectOptions, JobSpec, PgStore, Trigger};
+    ///
+    /// // Runs against the database named by MYRMEX_TEST_POSTGRES_URL (CI sets it).
+    /// let Ok(url) = std::env::var("MYRMEX_TEST_POSTGRES_URL") else {
+    ///     return Ok(());
+    /// };
+    /// let options = ConnectOptions::new(&url).schema("doc_pgstore_connect");
+    /// # options.open_session()?.batch_execute("DROP SCHEMA IF EXISTS doc_pgstore_connect CASCADE")?;
+    /// let mut store = PgStore::connect(&options)?;
+    /// let job = store.create_job(&JobSpec::new("report", "build_report", Trigger::Manual))?;
+    /// let run = store.trigger_now(job, Some("request-1"))?.expect("a new run");
+    /// let claimed = store.claim(8)?;
+    /// assert_eq!(claimed[0].run, run);
+    /// // ... do the work, then record it, fenced on the attempt:
+    /// let done = store.complete(run, claimed[0].attempt, None, &mut |_tx| Ok(()))?;
+    /// assert_eq!(done, Completion::Committed);
+    /// # store.client().batch_execute("DROP SCHEMA doc_pgstore_connect CASCADE")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::SchemaTooNew`] when the database was migrated by a newer myrmex;
     /// [`Error::Db`] when the server cannot be reached.
