@@ -466,3 +466,44 @@ fn overlap_allow_with_a_bound_skips_beyond_it() {
         "no lookahead"
     );
 }
+
+/// A config applied again at a node's start brings the retry policy and the
+/// concurrency bound in line, and `max_concurrent` is stored for `allow` jobs only.
+#[test]
+fn upsert_updates_the_retry_policy_and_the_concurrency_bound() {
+    let Some(t) = db("upsert_policies") else {
+        return;
+    };
+    let mut a = t.store("a");
+    let read = |a: &mut myrmex_postgres::PgStore| -> (String, i64, i64, Option<i32>) {
+        let r = a
+            .client()
+            .query_one(
+                "SELECT retry_backoff_kind, retry_backoff_ms, retry_max_delay_ms, max_concurrent
+                 FROM sched_job WHERE name = 'u'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2), r.get(3))
+    };
+    let mut spec = JobSpec::new("u", "noop", Trigger::Manual);
+    assert!(a.upsert_job(&spec).unwrap().1, "created");
+    assert_eq!(
+        read(&mut a),
+        ("exponential".into(), 10_000, 3_600_000, None)
+    );
+    spec.retry_backoff_kind = RetryBackoff::Fixed;
+    spec.retry_backoff = secs(3);
+    spec.retry_max_delay = secs(60);
+    spec.overlap = OverlapPolicy::Allow;
+    spec.max_concurrent = Some(4);
+    assert!(!a.upsert_job(&spec).unwrap().1, "updated");
+    assert_eq!(read(&mut a), ("fixed".into(), 3_000, 60_000, Some(4)));
+    spec.overlap = OverlapPolicy::Serial;
+    a.upsert_job(&spec).unwrap();
+    assert_eq!(
+        read(&mut a).3,
+        None,
+        "a serial job runs one at a time anyway"
+    );
+}
