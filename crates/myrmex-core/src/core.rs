@@ -964,6 +964,69 @@ impl<P: Clone> Core<P> {
         Ok(())
     }
 
+    /// Takes back an attempt that an [`Action::Start`] from [`Core::poll`]
+    /// asked for but that never began executing, as if its due-queue entry had
+    /// not been taken yet. For a driver that polls ahead of a due instant (to
+    /// have a burst ready when it comes) and holds the attempts until then: a
+    /// cancel, pause or reschedule of their job arriving before the instant is
+    /// applied after withdrawing them, so they never start.
+    ///
+    /// A first attempt is undone: the run is dropped without a report and its
+    /// job's run count and watermark go back, so the occurrence is due again
+    /// (and fires unless the job is then paused, cancelled or rescheduled). A
+    /// retry goes back to waiting, due again at `due` (the instant the driver
+    /// polled as of). The job's last-run time is not restored.
+    ///
+    /// # Errors
+    /// [`CoreError::StaleAttempt`] when `run` is not active or `attempt` is not
+    /// its current, executing attempt.
+    pub fn withdraw(&mut self, run: RunId, attempt: u32, due: Timestamp) -> Result<(), CoreError> {
+        let stale = CoreError::StaleAttempt { run, attempt };
+        let rs = run.index();
+        let Some(slot) = self.runs.get_mut(rs) else {
+            return Err(stale);
+        };
+        if u64::from(slot.generation) != run.0 >> 32 {
+            return Err(stale);
+        }
+        let Some(rec) = slot.rec.as_mut() else {
+            return Err(stale);
+        };
+        if rec.attempt != attempt || rec.flags & R_WAITING != 0 {
+            return Err(stale);
+        }
+        // Any timeout armed for the attempt is now stale.
+        slot.tgen = slot.tgen.wrapping_add(1);
+        if attempt > 1 {
+            rec.attempt -= 1;
+            rec.flags = (rec.flags & !R_TIMED_OUT) | R_WAITING;
+            let key = KIND_RETRY << KIND_SHIFT | (slot.generation & GEN_MASK);
+            self.queue.push(Due {
+                at: ns(due),
+                slot: rs as u32,
+                key,
+            });
+            return Ok(());
+        }
+        let rec = slot.rec.take().expect("checked above");
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free_runs.push(rs as u32);
+        self.active_runs -= 1;
+        let job_slot = rec.job_slot;
+        if let Some(j) = self.jobs[job_slot as usize]
+            .as_mut()
+            .filter(|j| j.id == rec.job)
+        {
+            j.running = j.running.saturating_sub(1);
+            j.run_count = j.run_count.saturating_sub(1);
+            if rec.scheduled_at < j.next {
+                j.next = rec.scheduled_at;
+            }
+            self.arm(job_slot);
+        }
+        Ok(())
+    }
+
     /// Tells the core the wall clock moved by `delta` more than elapsed time
     /// did (negative: set back). Retry and timeout deadlines move with it (they
     /// measure elapsed time). When the clock was set back, elapsed-time triggers

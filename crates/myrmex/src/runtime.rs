@@ -55,6 +55,10 @@ pub(crate) type Reply<T> = Option<SyncSender<Result<T, SchedulerError>>>;
 /// An event listener; runs on the scheduler thread.
 pub(crate) type Listener = Box<dyn FnMut(&Event) + Send + 'static>;
 
+/// A test hook called while a burst dispatched ahead is held (see
+/// `SchedulerBuilder::hold_hook`): the burst stays held while it returns `true`.
+pub(crate) type HoldHook = Box<dyn FnMut() -> bool + Send + 'static>;
+
 /// Everything the scheduler thread receives.
 pub(crate) enum Msg {
     Add {
@@ -157,8 +161,18 @@ pub(crate) struct Runtime {
     /// pool) until that monotonic instant, then handed over at once. A burst
     /// is thus turned into attempts before it is due instead of after.
     ahead: Option<(Timestamp, Instant)>,
-    /// Attempts in `tasks` are not handed to the pool before this instant.
-    held_until: Option<Instant>,
+    /// Whether the core's actions being applied come from a poll ahead of
+    /// time: their attempts go to `held` instead of starting.
+    holding: bool,
+    /// Attempts polled ahead of their due instant (wall, monotonic): nothing
+    /// about them is journaled, reported or handed to the pool before the
+    /// instant, and they are withdrawn from the core when their job is
+    /// cancelled, paused, blocked or rescheduled (or the scheduler shut down)
+    /// before it comes.
+    held: Vec<StartRun<Handler>>,
+    held_until: Option<(Timestamp, Instant)>,
+    /// Test hook: keeps a held burst held (see [`HoldHook`]).
+    pub(crate) hold_hook: Option<HoldHook>,
     shutdown: Option<(Instant, Reply<()>)>,
 }
 
@@ -208,7 +222,10 @@ impl Runtime {
             spare_tokens: Vec::new(),
             watch,
             ahead: None,
+            holding: false,
+            held: Vec::new(),
             held_until: None,
+            hold_hook: None,
             shutdown: None,
         }
     }
@@ -217,9 +234,6 @@ impl Runtime {
     pub(crate) fn run(mut self) -> Result<(), SchedulerError> {
         let result = loop {
             let now = self.observe_clock();
-            if self.shutdown.is_some() {
-                self.release_held();
-            }
             if let Some((deadline, _)) = &self.shutdown {
                 if self.executing == 0 {
                     break Ok(());
@@ -256,11 +270,17 @@ impl Runtime {
             if self.started {
                 let poll_at = match self.ahead {
                     Some((due, start)) if now < due => {
-                        self.held_until = Some(start);
+                        self.held_until = Some((due, start));
+                        self.holding = true;
                         due
                     }
                     _ => {
                         self.ahead = None;
+                        if self.held_until.is_some() {
+                            // The instant came while the burst was polled.
+                            self.release_held();
+                            continue;
+                        }
                         now
                     }
                 };
@@ -268,6 +288,7 @@ impl Runtime {
                     .core
                     .poll_bounded(poll_at, &mut self.actions, POLL_CHUNK);
                 self.apply(poll_at);
+                self.holding = false;
                 if more {
                     while let Ok(m) = self.rx.try_recv() {
                         self.handle(m);
@@ -276,6 +297,10 @@ impl Runtime {
                 }
                 // A burst dispatched ahead is ready: hand it over at its instant.
                 self.release_held();
+                if !self.started {
+                    // Shut down during the hold.
+                    continue;
+                }
             }
             let next = if self.started {
                 self.core.next_wake()
@@ -430,6 +455,7 @@ impl Runtime {
                 reply(r, res);
             }
             Msg::Cancel { id, reply: r } => {
+                self.withdraw_held(Some(id));
                 let res = self
                     .core
                     .cancel(now, id, &mut self.actions)
@@ -438,6 +464,9 @@ impl Runtime {
                 reply(r, res);
             }
             Msg::Hold { id, op, reply: r } => {
+                if matches!(op, HoldOp::Pause | HoldOp::Block) {
+                    self.withdraw_held(Some(id));
+                }
                 let res = match op {
                     HoldOp::Pause => self.core.pause(id),
                     HoldOp::Resume => self.core.resume(id),
@@ -456,6 +485,7 @@ impl Runtime {
                 at,
                 reply: r,
             } => {
+                self.withdraw_held(Some(id));
                 let res = self
                     .core
                     .reschedule(at, id, trigger, &mut self.actions)
@@ -515,6 +545,8 @@ impl Runtime {
                 }
             }
             Msg::Shutdown { grace, reply: r } => {
+                // Stop firing: attempts held for an instant to come never start.
+                self.withdraw_held(None);
                 self.started = false;
                 let deadline = Instant::now()
                     .checked_add(grace)
@@ -569,6 +601,7 @@ impl Runtime {
             let actions = std::mem::take(&mut self.actions);
             for a in actions {
                 match a {
+                    Action::Start(s) if self.holding => self.held.push(s),
                     Action::Start(s) => self.start(now, s),
                     Action::Cancel { run, reason } => {
                         if let Some(Some(side)) = self.runs.get(run.index())
@@ -646,25 +679,61 @@ impl Runtime {
     }
 
     /// Waits (spinning: less than [`AHEAD`]) for the instant attempts are held
-    /// until, then hands them to the pool.
+    /// until, handling the messages that arrive meanwhile (a cancel, pause or
+    /// reschedule withdraws its job's held attempts), then starts the rest.
     fn release_held(&mut self) {
-        if let Some(t) = self.held_until.take() {
-            while Instant::now() < t {
-                std::hint::spin_loop();
+        let Some((_, t)) = self.held_until else {
+            return;
+        };
+        loop {
+            while let Ok(m) = self.rx.try_recv() {
+                self.handle(m);
             }
-        }
-        self.flush_tasks();
-    }
-
-    /// Hands the attempts created so far to the pool (unless they are held
-    /// for an instant still to come).
-    fn flush_tasks(&mut self) {
-        if let Some(t) = self.held_until {
-            if Instant::now() < t {
+            if self.held_until.is_none() {
+                // Withdrawn (shutdown).
                 return;
             }
+            let hooked = self.hold_hook.as_mut().is_some_and(|h| h());
+            if !hooked && Instant::now() >= t {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        let Some((due, _)) = self.held_until.take() else {
+            return;
+        };
+        let mut held = std::mem::take(&mut self.held);
+        for s in held.drain(..) {
+            self.start(due, s);
+        }
+        self.held = held;
+        // Attempts whose start failed (a journal refusal) may have caused more.
+        self.apply(due);
+    }
+
+    /// Withdraws from the core the held attempts of `job` (all of them for
+    /// `None`, which also ends the hold), so they never start.
+    fn withdraw_held(&mut self, job: Option<JobId>) {
+        let Some((due, _)) = self.held_until else {
+            return;
+        };
+        let core = &mut self.core;
+        self.held.retain(|s| {
+            if job.is_some_and(|j| j != s.job) {
+                return true;
+            }
+            if let Err(e) = core.withdraw(s.run, s.attempt, due) {
+                tracing::error!(job = %s.job, error = %e, "could not withdraw a held attempt");
+            }
+            false
+        });
+        if job.is_none() {
             self.held_until = None;
         }
+    }
+
+    /// Hands the attempts created so far to the pool.
+    fn flush_tasks(&mut self) {
         if let Err(rejected) = self.pool.push_all(&mut self.tasks) {
             // The pool only closes after this thread stops; nothing to run them on.
             tracing::error!(

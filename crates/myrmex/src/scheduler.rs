@@ -36,6 +36,7 @@ pub struct SchedulerBuilder {
     journal: Option<Box<dyn Journal>>,
     listeners: Vec<Listener>,
     jitter_seed: u64,
+    hold_hook: Option<crate::runtime::HoldHook>,
 }
 
 impl fmt::Debug for SchedulerBuilder {
@@ -89,6 +90,18 @@ impl SchedulerBuilder {
         self
     }
 
+    /// Test hook, not part of the API. Called on the scheduler thread, over
+    /// and over, while it holds attempts it prepared ahead of their due
+    /// instant (the system clock wakes the thread a little before a due
+    /// instant that ends a long park); the attempts stay held, and messages
+    /// are handled meanwhile, for as long as it returns `true`, even past the
+    /// instant. Lets a test see that this path was taken and act during it.
+    #[doc(hidden)]
+    pub fn hold_hook(mut self, f: impl FnMut() -> bool + Send + 'static) -> Self {
+        self.hold_hook = Some(Box::new(f));
+        self
+    }
+
     /// Starts the scheduler thread and the workers. Jobs can be added at once;
     /// nothing fires until [`SchedulerHandle::start`].
     ///
@@ -123,7 +136,7 @@ impl SchedulerBuilder {
             zone: zone.clone(),
             jitter_seed: self.jitter_seed,
         });
-        let runtime = Runtime::new(
+        let mut runtime = Runtime::new(
             core,
             Arc::clone(&clock),
             rx,
@@ -134,6 +147,7 @@ impl SchedulerBuilder {
             Vec::new(),
             watch,
         );
+        runtime.hold_hook = self.hold_hook;
         let thread = std::thread::Builder::new()
             .name("myrmex-scheduler".into())
             .spawn(move || runtime.run())
@@ -243,6 +257,7 @@ impl Scheduler {
             journal: None,
             listeners: Vec::new(),
             jitter_seed: 0,
+            hold_hook: None,
         }
     }
 
