@@ -19,7 +19,7 @@
 //!   `/proc/self/task/*/schedstat`; the scheduler thread's share in
 //!   parentheses: it is the serial part).
 //!
-//! `--scale` multiplies the durations (0.25 for a quick look). With `--runs N`
+//! `--scale` multiplies the durations (0.25 for a quick look). With `--runs N` (default 3)
 //! every number is the median of N runs.
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -46,7 +46,7 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut a = Args {
-        runs: 1,
+        runs: 3,
         scale: 1.0,
         peer: true,
         only: "ADEBC".into(),
@@ -169,6 +169,8 @@ struct Lateness {
     max: f64,
     fires: usize,
     expected: usize,
+    /// Fires that came before their nominal time (negative lateness).
+    early: usize,
 }
 
 /// A lock-free, preallocated list of lateness samples, so that recording does
@@ -210,6 +212,7 @@ fn summarize(mut lat: Vec<i64>, expected: usize) -> Lateness {
         max: lat.last().copied().unwrap_or(0) as f64,
         fires: lat.len(),
         expected,
+        early: lat.iter().filter(|&&l| l < 0).count(),
     }
 }
 
@@ -220,6 +223,7 @@ fn median_lateness(runs: Vec<Lateness>) -> Lateness {
         max: median(runs.iter().map(|r| r.max).collect()),
         fires: runs.iter().map(|r| r.fires).min().unwrap_or(0),
         expected: runs.first().map_or(0, |r| r.expected),
+        early: runs.iter().map(|r| r.early).max().unwrap_or(0),
     }
 }
 
@@ -413,7 +417,13 @@ mod peer {
             .expect("tokio runtime")
     }
 
-    /// Every-second cron jobs: a fire's nominal time is its whole second.
+    /// Every-second cron jobs: a fire's nominal time is a whole second, which
+    /// the peer does not tell its handler. Each job keeps the nominal second of
+    /// its previous fire `p`; a fire at `t` is taken as that of the later of
+    /// `p + 1 s` and `t` rounded down to a whole second. So a fire up to 1 s
+    /// early counts as early (negative lateness), a late one as late, and a
+    /// lost fire is skipped over; only a fire 1 s late or more is ambiguous (it
+    /// counts as the next second's fire, after a lost one).
     pub(super) fn lateness(args: &Args, jobs: usize, idle: usize, secs: f64) -> Lateness {
         let lat = Recorder::new(jobs * (secs as usize + 4));
         let rt = runtime(args.workers);
@@ -425,11 +435,16 @@ mod peer {
                     .await
                     .expect("add");
             }
+            let registered = Timestamp::now().as_second();
             for _ in 0..jobs {
                 let l = Arc::clone(&lat);
+                let prev = AtomicI64::new(registered);
                 let job = Job::new("* * * * * *", move |_, _| {
                     let now = Timestamp::now();
-                    let late = i64::from(now.subsec_nanosecond());
+                    let nominal = (prev.load(Ordering::Relaxed) + 1).max(now.as_second());
+                    prev.store(nominal, Ordering::Relaxed);
+                    let nominal = Timestamp::from_second(nominal).expect("in range");
+                    let late = now.duration_since(nominal).as_nanos() as i64;
                     l.push(late);
                 })
                 .expect("job");
@@ -520,21 +535,23 @@ mod peer {
 
 fn lateness_line(name: &str, what: &str, mine: Lateness, peer: Option<Lateness>) {
     let mut line = format!(
-        "{name} {what}: myrmex p50 {} p99 {} max {} fires {}/{}",
+        "{name} {what}: myrmex p50 {} p99 {} max {} fires {}/{} early {}",
         ms(mine.p50),
         ms(mine.p99),
         ms(mine.max),
         mine.fires,
-        mine.expected
+        mine.expected,
+        mine.early
     );
     if let Some(p) = peer {
         line.push_str(&format!(
-            " | tokio-cron-scheduler p50 {} p99 {} max {} fires {}/{} | p99 ratio {:.0}x",
+            " | tokio-cron-scheduler p50 {} p99 {} max {} fires {}/{} early {} | p99 ratio {:.0}x",
             ms(p.p50),
             ms(p.p99),
             ms(p.max),
             p.fires,
             p.expected,
+            p.early,
             p.p99 / mine.p99.max(1.0)
         ));
     }
