@@ -467,3 +467,28 @@ fn manual_jobs_fire_only_when_released() {
     h.core.block(JobId(1)).unwrap();
     assert_eq!(h.core.status(JobId(1)), Some(JobStatus::Blocked));
 }
+
+#[test]
+fn run_history_keeps_the_newest_runs_in_order_at_its_bound() {
+    // (history bound, runs): below, at and past the bound, and the default.
+    for (keep, runs) in [(3u16, 2usize), (3, 3), (3, 7), (1, 4), (0, 3), (10, 25)] {
+        let mut h = Harness::new("2026-01-01T00:00:00Z");
+        let mut spec = JobSpec::new(every(Duration::from_secs(1)));
+        spec.policies.history = keep;
+        if keep == 10 {
+            spec.policies = myrmex_core::JobPolicies::default();
+        }
+        h.add(1, spec);
+        h.run_until(&format!("2026-01-01T00:00:{runs:02}Z"));
+        let snap = h.core.snapshot(JobId(1)).expect("job");
+        assert_eq!(snap.run_count as usize, runs, "keep {keep}");
+        let kept: Vec<_> = snap.history.iter().map(|r| r.scheduled_at).collect();
+        let want: Vec<_> = (runs.saturating_sub(keep as usize) + 1..=runs)
+            .map(|i| t(&format!("2026-01-01T00:00:{i:02}Z")))
+            .collect();
+        assert_eq!(
+            kept, want,
+            "keep {keep}, {runs} runs: the newest, oldest first"
+        );
+    }
+}
