@@ -644,6 +644,22 @@ impl Runtime {
         {
             tracing::error!(job = %s.job, error = %e, "journal: attempt_started failed");
         }
+        self.event(Event::RunStarted {
+            job: s.job,
+            scheduled_at: s.scheduled_at,
+            attempt: s.attempt,
+        });
+        self.prepare(s);
+        // Hand work over in small batches so the first handlers of a burst start
+        // while the rest is still being dispatched.
+        if self.tasks.len() >= DISPATCH_BATCH {
+            self.flush_tasks();
+        }
+    }
+
+    /// Makes an attempt's task (not yet handed to the pool) and records it as
+    /// executing.
+    fn prepare(&mut self, s: StartRun<Handler>) {
         let token = self.spare_tokens.pop().unwrap_or_default();
         let idx = s.run.index();
         if self.runs.len() <= idx {
@@ -654,11 +670,6 @@ impl Runtime {
             token: token.clone(),
         });
         self.executing += 1;
-        self.event(Event::RunStarted {
-            job: s.job,
-            scheduled_at: s.scheduled_at,
-            attempt: s.attempt,
-        });
         let ctx = RunContext {
             job: s.job,
             run: s.run,
@@ -671,11 +682,6 @@ impl Runtime {
             handler: s.payload,
             ctx,
         });
-        // Hand work over in small batches so the first handlers of a burst start
-        // while the rest is still being dispatched.
-        if self.tasks.len() >= DISPATCH_BATCH {
-            self.flush_tasks();
-        }
     }
 
     /// Waits (spinning: less than [`AHEAD`]) for the instant attempts are held
@@ -703,8 +709,27 @@ impl Runtime {
             return;
         };
         let mut held = std::mem::take(&mut self.held);
-        for s in held.drain(..) {
-            self.start(due, s);
+        if self.journal.enabled() {
+            for s in held.drain(..) {
+                self.start(due, s);
+            }
+        } else {
+            // Nothing to persist first: hand the whole burst over at once,
+            // then report the starts (before any of their ends, which this
+            // thread records later).
+            let mut started = Vec::with_capacity(held.len());
+            for s in held.drain(..) {
+                started.push((s.job, s.scheduled_at, s.attempt));
+                self.prepare(s);
+            }
+            self.flush_tasks();
+            for (job, scheduled_at, attempt) in started {
+                self.event(Event::RunStarted {
+                    job,
+                    scheduled_at,
+                    attempt,
+                });
+            }
         }
         self.held = held;
         // Attempts whose start failed (a journal refusal) may have caused more.
